@@ -1,0 +1,38 @@
+"""Command-line interface. Thin: parse options, build Settings, make one library call, render."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from vstore.cli import db as _db  # noqa: F401  (registers commands)
+from vstore.cli.app import app
+from vstore.errors import VstoreError
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: typed errors become one line on stderr and an exit code, never a traceback."""
+    try:
+        result = app(args=argv, prog_name="vstore", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except VstoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""The Typer app and what every command shares: Settings from the environment plus options, error
+rendering (one line, exit 1, or 2 for bad options), JSON output. Commands live in sibling modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vstore.config import Settings
+
+app = typer.Typer(
+    name="vstore",
+    help="Multimodal (CLIP) vector store on PostgreSQL + pgvector: ingest images and captions, search them "
+    "from the CLI or any SQL client, and compare pgvector with Faiss.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="The database: embedded server lifecycle, URL, migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from VSTORE_* variables, with command-line options (None = not given) on top."""
+    return Settings.from_env(**overrides)
+
+
+def _default(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout."""
+    sys.stdout.write(json.dumps(value, default=_default) + "\n")
+
+
+def print_json_lines(rows: list[Any]) -> None:
+    for row in rows:
+        print_json(row)
+
+
+def info(message: str) -> None:
+    """Messages for people go to stderr, so stdout stays data."""
+    typer.echo(message, err=True)
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)

@@ -1,0 +1,47 @@
+"""One hierarchy of errors. Every message says what went wrong *and* what to do next."""
+
+from __future__ import annotations
+
+
+class VstoreError(Exception):
+    """Base class: the CLI prints str(error) on one line and exits with `exit_code`."""
+
+    exit_code = 1
+
+
+class ConfigError(VstoreError):
+    """A setting or option has an invalid value."""
+
+    exit_code = 2
+
+
+class DatabaseUnavailable(VstoreError):
+    """The server cannot be reached or refuses the login."""
+
+
+class PgvectorMissing(VstoreError):
+    """The server has no pgvector extension, or we may not create it."""
+
+
+class SchemaNotReady(VstoreError):
+    """The database has not been migrated to the revision this vstore needs."""
+
+
+class ModelMismatch(VstoreError):
+    """Vectors from another model or dimension than the one recorded in the database."""
+
+
+class ModelLoadError(VstoreError):
+    """open_clip could not build the model or load its weights."""
+
+
+class SourceError(VstoreError):
+    """A dataset folder, annotation file or manifest cannot be read as a whole."""
+
+
+class NotFound(VstoreError):
+    """An id, dataset, file or index that was asked for does not exist."""
+
+
+class EmbeddedServerError(VstoreError):
+    """The embedded PostgreSQL could not be started or stopped."""

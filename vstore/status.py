@@ -1,0 +1,35 @@
+"""`vstore db status`: one dictionary describing server, extension, schema, model and contents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vstore.config import Settings
+from vstore.db import connection, redact
+
+
+def database_status(settings: Settings) -> dict[str, Any]:
+    from vstore import embedded
+    from vstore.migrations import current_revision, head_revision, read_model
+
+    report: dict[str, Any] = {}
+    with connection(settings, autocommit=True, vector=False) as conn:  # starts the embedded server
+        if settings.database_url:
+            report["server"] = f"external {redact(settings.database_url)}"
+        else:
+            server = embedded.status(settings)
+            report["server"] = f"embedded, pid {server.pid}" if server.running else "embedded, not running"
+            report["pgdata"] = str(server.pgdata)
+        report["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
+        ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+        report["pgvector"] = ext[0] if ext else "not installed in this database"
+        revision = current_revision(conn)
+        report["revision"] = revision or "none (run vstore init)"
+        report["head"] = head_revision()
+        model = read_model(conn)
+        if model is not None:
+            report["model"] = model.label + (" (RANDOM WEIGHTS)" if model.random_weights else "")
+            report["dim"] = model.dim
+            for table in ("datasets", "images", "captions", "text_queries"):
+                report[table] = conn.execute(f"SELECT count(*) FROM public.{table}").fetchone()[0]
+    return report
