@@ -6,7 +6,12 @@ import sys
 
 import click
 
-from vstore.cli import db as _db  # noqa: F401  (registers commands)
+# Importing a command module registers its commands on `app`.
+from vstore.cli import compare as _compare  # noqa: F401
+from vstore.cli import db as _db  # noqa: F401
+from vstore.cli import evaluate as _evaluate  # noqa: F401
+from vstore.cli import ingest as _ingest  # noqa: F401
+from vstore.cli import search as _search  # noqa: F401
 from vstore.cli.app import app
 from vstore.errors import VstoreError
 

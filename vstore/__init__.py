@@ -1,0 +1,1 @@
+"""vstore: a multimodal (CLIP) vector store on PostgreSQL + pgvector."""
