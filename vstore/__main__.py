@@ -1,0 +1,5 @@
+import sys
+
+from vstore.cli import main
+
+sys.exit(main())
