@@ -8,7 +8,7 @@ user text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -31,8 +31,15 @@ def _check(table: str, kind: str | None = None) -> None:
         raise ConfigError(f"unknown index type {kind!r}; choose one of {', '.join(INDEX_KINDS)}.")
 
 
-def index_ddl(table: str, kind: str, *, m: int = 16, ef_construction: int = 64, lists: int | None = None,
-              rows: int | None = None) -> str:
+def index_ddl(
+    table: str,
+    kind: str,
+    *,
+    m: int = 16,
+    ef_construction: int = 64,
+    lists: int | None = None,
+    rows: int | None = None,
+) -> str:
     """CREATE INDEX statement. IVFFlat `lists` defaults to pgvector's advice: rows/1000 (sqrt beyond 1M)."""
     name = index_name(table, kind)
     if kind == "hnsw":
@@ -46,7 +53,9 @@ def index_ddl(table: str, kind: str, *, m: int = 16, ef_construction: int = 64, 
         if lists < 1:
             raise ConfigError("--lists must be at least 1.")
         options = f"lists = {int(lists)}"
-    return f"CREATE INDEX {name} ON public.{table} USING {kind} (embedding vector_cosine_ops) WITH ({options})"
+    return (
+        f"CREATE INDEX {name} ON public.{table} USING {kind} (embedding vector_cosine_ops) WITH ({options})"
+    )
 
 
 @dataclass(frozen=True)
@@ -57,13 +66,23 @@ class IndexInfo:
     definition: str
     size_bytes: int
     valid: bool
+    parameters: dict[str, int] = field(default_factory=dict)  # m/ef_construction or lists, from reloptions
+
+
+def _parameters(reloptions: list[str] | None) -> dict[str, int]:
+    params: dict[str, int] = {}
+    for option in reloptions or []:
+        key, _, value = option.partition("=")
+        params[key] = int(value) if value.isdigit() else value  # type: ignore[assignment]
+    return params
 
 
 def list_indexes(conn: psycopg.Connection) -> list[IndexInfo]:
     """Vector indexes (hnsw/ivfflat) on the vector tables."""
     rows = conn.execute(
         """
-        SELECT t.relname, i.relname, am.amname, pg_get_indexdef(i.oid), pg_relation_size(i.oid), x.indisvalid
+        SELECT t.relname, i.relname, am.amname, pg_get_indexdef(i.oid), pg_relation_size(i.oid), x.indisvalid,
+               i.reloptions
         FROM pg_index x
         JOIN pg_class i ON i.oid = x.indexrelid
         JOIN pg_class t ON t.oid = x.indrelid
@@ -74,7 +93,7 @@ def list_indexes(conn: psycopg.Connection) -> list[IndexInfo]:
         """,
         (list(VECTOR_TABLES), list(INDEX_KINDS)),
     ).fetchall()
-    return [IndexInfo(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5])) for r in rows]
+    return [IndexInfo(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5]), _parameters(r[6])) for r in rows]
 
 
 def create_index(conn: psycopg.Connection, table: str, kind: str, **params: int | None) -> IndexInfo:
@@ -154,3 +173,56 @@ def set_query_knobs(
         # Filtered searches: keep scanning the index until k rows pass the filter (pgvector >= 0.8).
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         conn.execute("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """One running CREATE INDEX, from pg_stat_progress_create_index (any session on this database)."""
+
+    pid: int
+    table: str
+    index: str | None
+    phase: str
+    blocks_done: int
+    blocks_total: int
+    tuples_done: int
+    tuples_total: int
+
+    @property
+    def percent(self) -> float | None:
+        if self.tuples_total:
+            return 100.0 * self.tuples_done / self.tuples_total
+        if self.blocks_total:
+            return 100.0 * self.blocks_done / self.blocks_total
+        return None
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    indexes: list[IndexInfo]
+    deferred: dict[str, str]  # name -> definition, dropped for a bulk load and not rebuilt yet
+    building: list[BuildProgress]
+
+
+def build_progress(conn: psycopg.Connection) -> list[BuildProgress]:
+    rows = conn.execute(
+        """
+        SELECT p.pid, t.relname, i.relname, p.phase, p.blocks_done, p.blocks_total, p.tuples_done,
+               p.tuples_total
+        FROM pg_stat_progress_create_index p
+        JOIN pg_class t ON t.oid = p.relid
+        LEFT JOIN pg_class i ON i.oid = p.index_relid
+        WHERE p.datname = current_database()
+        ORDER BY p.pid
+        """
+    ).fetchall()
+    return [
+        BuildProgress(r[0], r[1], r[2], r[3], int(r[4] or 0), int(r[5] or 0), int(r[6] or 0), int(r[7] or 0))
+        for r in rows
+    ]
+
+
+def index_status(conn: psycopg.Connection) -> IndexStatus:
+    """Existing vector indexes, deferred ones, and builds in progress (for `vstore index status`)."""
+    deferred = conn.execute("SELECT name, definition FROM public.deferred_indexes ORDER BY name").fetchall()
+    return IndexStatus(list_indexes(conn), {r[0]: r[1] for r in deferred}, build_progress(conn))

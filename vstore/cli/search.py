@@ -1,1 +1,214 @@
-"""CLI commands (being written)."""
+"""`vstore search`, `vstore embed-text`, `vstore index create|drop|status`. Thin: one library call each."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vstore.cli.app import app, info, print_json, settings, warn
+from vstore.errors import ConfigError
+
+index_app = typer.Typer(help="Vector indexes: create (HNSW or IVFFlat), drop, status.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout, nothing else.")]
+
+
+def _relative(path: str) -> str:
+    """Paths relative to the current directory when that is shorter (table output only)."""
+    if "://" in path:
+        return path
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return relative if len(relative) < len(path) else path
+
+
+def _clip(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+def search(
+    text: Annotated[str | None, typer.Argument(help="What to look for, in words (text->image/text).")] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Query by an image file (image->image/text).")
+    ] = None,
+    like: Annotated[int | None, typer.Option("--like", help="Query by a stored image's id.")] = None,
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="What to return: images or captions.")
+    ] = "images",
+    k: Annotated[int, typer.Option("-k", help="How many results (1-1000).")] = 10,
+    dataset: Annotated[str | None, typer.Option(help="Only results from this dataset (by name).")] = None,
+    split: Annotated[str | None, typer.Option(help="Only images of this split (train, val ...).")] = None,
+    ef_search: Annotated[
+        int | None,
+        typer.Option(help="HNSW candidate list size (default 40; higher = better recall, slower)."),
+    ] = None,
+    probes: Annotated[
+        int | None, typer.Option(help="IVFFlat lists to scan (default 1; higher = better recall, slower).")
+    ] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Exact scan of every row, no index (slow, exact).")
+    ] = False,
+    device: Annotated[str | None, typer.Option(help="Encoder device: auto, cpu, cuda.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search images or captions by text, image file, or stored image, nearest first (cosine distance).
+
+    Examples: vstore search "a dog on a skateboard"; vstore search --image photo.jpg --target captions;
+    vstore search --like 42 -k 5 --json. Searched texts are cached, so SQL clients can then run
+    SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
+    from vstore.store import Store
+
+    if sum(q is not None for q in (text, image, like)) != 1:
+        raise ConfigError("give exactly one query: a TEXT argument, --image FILE or --like ID.")
+    options = dict(
+        target=target, k=k, dataset=dataset, split=split, ef_search=ef_search, probes=probes, exact=exact
+    )
+    with Store(settings(device=device)) as store:
+        if store.model.random_weights:
+            warn(
+                f"this database holds random-weight embeddings ({store.model.label}): results are meaningless"
+            )
+        if text is not None:
+            hits = store.search_text(text, **options)
+        elif image is not None:
+            hits = store.search_image(image, **options)
+        else:
+            hits = store.search_like(like, **options)  # type: ignore[arg-type]
+    if as_json:
+        for hit in hits:
+            print_json(hit)
+        return
+    if not hits:
+        info("no results (check the --dataset/--split filters, or ingest something first).")
+        return
+    if target == "captions":
+        typer.echo(f"{'#':>3}  {'distance':>8}  {'similarity':>10}  {'id':>8}  {'image':>8}  caption")
+        for rank, hit in enumerate(hits, 1):
+            typer.echo(
+                f"{rank:>3}  {hit.distance:8.4f}  {hit.similarity:10.4f}  {hit.id:>8}  {hit.image_id:>8}  "
+                f"{_clip(hit.text)}"  # type: ignore[union-attr]
+            )
+    else:
+        typer.echo(f"{'#':>3}  {'distance':>8}  {'similarity':>10}  {'id':>8}  path")
+        for rank, hit in enumerate(hits, 1):
+            typer.echo(
+                f"{rank:>3}  {hit.distance:8.4f}  {hit.similarity:10.4f}  {hit.id:>8}  {_relative(hit.path)}"
+            )
+
+
+@app.command("embed-text")
+def embed_text(
+    texts: Annotated[list[str], typer.Argument(help="One or more texts to encode and cache.")],
+    device: Annotated[str | None, typer.Option(help="Encoder device: auto, cpu, cuda.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Encode texts into the text_queries cache, so SQL clients can search with vstore.text('...')."""
+    from vstore.store import Store
+
+    with Store(settings(device=device)) as store:
+        cached = store.cache_texts(texts)
+    for row in cached:
+        if as_json:
+            print_json(row)
+        else:
+            typer.echo(f"{row.id:>6}  {'added ' if row.added else 'cached'}  {row.text}")
+    if not as_json:
+        info("search from SQL with: SELECT * FROM vstore.search_images(vstore.text('...'), 10);")
+
+
+TableOpt = Annotated[str, typer.Option("--table", help="Which vectors: images or captions.")]
+KindOpt = Annotated[str, typer.Option("--type", help="Index type: hnsw or ivfflat.")]
+
+
+@index_app.command("create")
+def index_create(
+    table: TableOpt = "images",
+    kind: KindOpt = "hnsw",
+    m: Annotated[int | None, typer.Option("--m", help="HNSW: links per node (default 16).")] = None,
+    ef_construction: Annotated[
+        int | None, typer.Option(help="HNSW: candidate list while building (default 64, >= 2*m).")
+    ] = None,
+    lists: Annotated[
+        int | None,
+        typer.Option(help="IVFFlat: number of lists (default rows/1000, sqrt(rows) beyond 1M)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build (or rebuild) the HNSW or IVFFlat index on a table's embeddings. Replaces an index of the same
+    type; an index of the other type stays (drop it to make the planner use the new one)."""
+    from vstore.db import connection
+    from vstore.indexes import create_index
+
+    if (
+        kind == "hnsw"
+        and lists is not None
+        or kind == "ivfflat"
+        and (m is not None or ef_construction is not None)
+    ):
+        raise ConfigError("--m/--ef-construction are for --type hnsw, --lists for --type ivfflat.")
+    info(f"building the {kind} index on {table} (`vstore index status` in another shell shows progress) ...")
+    with connection(settings(), autocommit=True) as conn:
+        index = create_index(conn, table, kind, m=m, ef_construction=ef_construction, lists=lists)
+    if as_json:
+        print_json(index)
+    else:
+        info(f"built {index.name} ({index.size_bytes / 2**20:.1f} MiB)")
+
+
+@index_app.command("drop")
+def index_drop(table: TableOpt = "images", kind: KindOpt = "hnsw") -> None:
+    """Drop a vector index. Searches then scan every row (exact, slow) unless another index exists."""
+    from vstore.db import connection
+    from vstore.indexes import drop_index, index_name
+
+    with connection(settings(), autocommit=True) as conn:
+        drop_index(conn, table, kind)
+    info(f"dropped {index_name(table, kind)}")
+
+
+@index_app.command("status")
+def index_status(as_json: JsonOpt = False) -> None:
+    """Vector indexes with type, parameters, size and validity; deferred indexes; builds in progress."""
+    from vstore.db import connection
+    from vstore.indexes import index_status as read_status
+
+    with connection(settings(), autocommit=True) as conn:
+        status = read_status(conn)
+    if as_json:
+        print_json(status)
+        return
+    if not status.indexes:
+        typer.echo("no vector indexes: searches scan every row (`vstore index create` builds one)")
+    for index in status.indexes:
+        params = ", ".join(f"{key}={value}" for key, value in index.parameters.items())
+        valid = "" if index.valid else "  INVALID (interrupted build: run `vstore index create` again)"
+        typer.echo(
+            f"{index.table:<9} {index.kind:<8} {params:<28} {index.size_bytes / 2**20:9.1f} MiB  "
+            f"{index.name}{valid}"
+        )
+    for name in status.deferred:
+        typer.echo(f"deferred  {name} (dropped for a bulk load; rebuilt by the next ingest)")
+    for build in status.building:
+        percent = f"{build.percent:.0f}%" if build.percent is not None else "?"
+        typer.echo(
+            f"building  {build.index or '?'} on {build.table}: {build.phase}, {percent} (pid {build.pid})"
+        )
+
+
+@index_app.command("rebuild")
+def index_rebuild() -> None:
+    """Rebuild indexes left deferred by an interrupted bulk load (listed by `vstore index status`)."""
+    from vstore.db import connection
+    from vstore.indexes import rebuild_deferred
+
+    with connection(settings(), autocommit=True) as conn:
+        names = rebuild_deferred(conn)
+    info(f"rebuilt {', '.join(names)}" if names else "nothing was deferred")
