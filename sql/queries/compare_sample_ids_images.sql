@@ -1,0 +1,1 @@
+SELECT id FROM public.images WHERE status = 'ok' AND embedding IS NOT NULL ORDER BY id

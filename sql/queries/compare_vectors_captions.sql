@@ -1,0 +1,1 @@
+SELECT id, embedding FROM public.captions WHERE id = ANY(%(ids)s::bigint[])
