@@ -1,0 +1,193 @@
+"""Generators of small images and datasets for tests and benchmarks: COCO layouts, class folders,
+every kind of awkward or broken file. Deterministic for a given seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+COLOURS = [
+    ("red", (220, 30, 30)),
+    ("green", (30, 180, 60)),
+    ("blue", (30, 60, 220)),
+    ("yellow", (240, 220, 40)),
+    ("purple", (140, 50, 170)),
+    ("orange", (250, 140, 20)),
+    ("cyan", (40, 200, 220)),
+    ("pink", (240, 120, 180)),
+    ("brown", (120, 80, 40)),
+    ("grey", (128, 128, 128)),
+    ("black", (15, 15, 15)),
+    ("white", (245, 245, 245)),
+]
+SHAPES = ("circle", "square", "triangle")
+
+
+def draw(index: int, size: tuple[int, int] = (64, 48), seed: int = 0) -> Image.Image:
+    """A distinct picture per index: a coloured shape on a contrasting background, plus a little noise."""
+    name, colour = COLOURS[index % len(COLOURS)]
+    shape = SHAPES[(index // len(COLOURS)) % len(SHAPES)]
+    width, height = size
+    background = tuple(255 - c for c in colour)
+    image = Image.new("RGB", size, background)
+    pen = ImageDraw.Draw(image)
+    box = (width // 5, height // 5, width * 4 // 5, height * 4 // 5)
+    if shape == "circle":
+        pen.ellipse(box, fill=colour)
+    elif shape == "square":
+        pen.rectangle(box, fill=colour)
+    else:
+        pen.polygon([(box[0], box[3]), ((box[0] + box[2]) // 2, box[1]), (box[2], box[3])], fill=colour)
+    rng = np.random.default_rng(seed * 100_003 + index)
+    noise = rng.integers(-6, 7, size=(height, width, 3))
+    array = np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(array, "RGB")
+
+
+def describe(index: int) -> tuple[str, str]:
+    return COLOURS[index % len(COLOURS)][0], SHAPES[(index // len(COLOURS)) % len(SHAPES)]
+
+
+def save_jpeg(path: Path, index: int, size: tuple[int, int] = (64, 48), seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draw(index, size, seed).save(path, "JPEG", quality=85)
+    return path
+
+
+def captions_for(index: int, count: int) -> list[str]:
+    colour, shape = describe(index)
+    phrases = [
+        f"a {colour} {shape}",
+        f"a {shape} that is {colour}",
+        f"{colour} {shape} on a plain background",
+        f"picture of a {colour} {shape}",
+        f"the colour {colour} in the shape of a {shape}",
+    ]
+    return phrases[:count]
+
+
+def make_coco(
+    root: Path,
+    split: str = "val2017",
+    n: int = 6,
+    *,
+    uncaptioned: int = 0,
+    missing: int = 0,
+    unknown_image_captions: int = 0,
+    empty_captions: int = 0,
+    first_id: int = 100,
+    size: tuple[int, int] = (64, 48),
+) -> dict:
+    """A COCO captions layout: root/<split>/*.jpg + root/annotations/captions_<split>.json.
+
+    Image i gets 1 + i % 5 captions. `uncaptioned` extra files on disk are not in the JSON; `missing`
+    JSON entries (with captions) have no file; `unknown_image_captions` captions name no listed image."""
+    images, annotations = [], []
+    ann_id = 1
+    for i in range(n + missing):
+        image_id = first_id + i
+        name = f"{image_id:012d}.jpg"
+        images.append({"id": image_id, "file_name": name, "width": size[0], "height": size[1]})
+        if i < n:
+            save_jpeg(root / split / name, i, size)
+        for text in captions_for(i, 1 + i % 5):
+            annotations.append({"id": ann_id, "image_id": image_id, "caption": text})
+            ann_id += 1
+    for j in range(uncaptioned):
+        save_jpeg(root / split / f"extra_{j:03d}.jpg", n + missing + j, size)
+    for _ in range(unknown_image_captions):
+        annotations.append({"id": ann_id, "image_id": 999_999_999, "caption": "nobody's picture"})
+        ann_id += 1
+    for _ in range(empty_captions):
+        annotations.append({"id": ann_id, "image_id": first_id, "caption": "   "})
+        ann_id += 1
+    data = {"info": {"description": "generated"}, "images": images, "annotations": annotations}
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / "annotations" / f"captions_{split}.json").write_text(json.dumps(data))
+    return data
+
+
+def make_odd_images(folder: Path) -> dict[str, str]:
+    """Valid but awkward files: every one must be ingested. Returns {name: what is odd about it}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = draw(3, (40, 30))
+    made = {}
+    base.convert("CMYK").save(folder / "cmyk.jpg", "JPEG")
+    made["cmyk.jpg"] = "CMYK JPEG"
+    base.convert("L").save(folder / "grey.png")
+    made["grey.png"] = "greyscale"
+    palette = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    palette.info["transparency"] = 0
+    palette.save(folder / "palette.png", transparency=0)
+    made["palette.png"] = "palette with transparency"
+    Image.fromarray(np.arange(40 * 30, dtype=np.uint16).reshape(30, 40) * 50).save(folder / "deep.png")
+    made["deep.png"] = "16-bit greyscale"
+    rgba = base.convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(folder / "alpha.png")
+    made["alpha.png"] = "RGBA"
+    frames = [draw(i, (40, 30)).convert("P") for i in range(3)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    made["anim.gif"] = "animated gif"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    base.save(folder / "rotated.jpg", "JPEG", exif=exif)
+    made["rotated.jpg"] = "EXIF orientation 6"
+    base.save(folder / "plain.bmp")
+    made["plain.bmp"] = "BMP"
+    base.save(folder / "plain.tiff")
+    made["plain.tiff"] = "TIFF"
+    base.save(folder / "plain.webp")
+    made["plain.webp"] = "WebP"
+    return made
+
+
+def make_bad_images(folder: Path) -> dict[str, str]:
+    """Broken files: every one must become a 'failed' row. Returns {name: what is wrong}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = folder / "_good.jpg"
+    save_jpeg(good, 5, (64, 48))
+    data = good.read_bytes()
+    good.unlink()
+    made = {}
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    made["truncated.jpg"] = "truncated JPEG"
+    (folder / "zero.jpg").write_bytes(b"")
+    made["zero.jpg"] = "zero bytes"
+    (folder / "notes.png").write_text("this is not a picture\n")
+    made["notes.png"] = "text file named .png"
+    rng = random.Random(7)
+    (folder / "corrupt.jpg").write_bytes(data[:20] + bytes(rng.randrange(256) for _ in range(400)))
+    made["corrupt.jpg"] = "JPEG header followed by garbage"
+    os.symlink(folder / "nowhere.jpg", folder / "dangling.jpg")
+    made["dangling.jpg"] = "unreadable (dangling symlink)"
+    return made
+
+
+def make_non_utf8_name(folder: Path, index: int = 1) -> bytes:
+    """An image whose file name is not valid UTF-8 (Latin-1 'café.jpg'); returns the raw name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = b"caf\xe9.jpg"
+    path = os.path.join(os.fsencode(folder), raw)
+    draw(index).save(os.fsdecode(path), "JPEG")
+    return raw
+
+
+def make_class_folders(root: Path, classes: dict[str, int]) -> None:
+    """ImageNet-style class folders: root/<class>/<n>.jpg."""
+    index = 0
+    for label, count in classes.items():
+        for k in range(count):
+            save_jpeg(root / label / f"{k:04d}.jpg", index)
+            index += 1
+
+
+def make_many(root: Path, n: int, size: tuple[int, int] = (640, 480), per_folder: int = 1000) -> None:
+    """n JPEGs (COCO-like size by default) in folders of `per_folder`, for benchmarks."""
+    for i in range(n):
+        save_jpeg(root / f"{i // per_folder:04d}" / f"{i:07d}.jpg", i, size, seed=i // len(COLOURS))
