@@ -1,0 +1,439 @@
+"""`vstore eval`: retrieval quality of every search method on the database's own data.
+
+For each (method, setting) pair built by vstore.methods (the same machinery `vstore compare` times):
+
+- caption -> image: precision@k (truth: the caption's image) and recall@K (one relevant image per caption);
+- image -> image: precision@k (truth: the query image itself);
+- external queries (`--queries-file`: texts, or paths of images not in the dataset): precision@k with the
+  exact kNN top-1 as truth, and NDCG@k with rel = cosine(result, query) and IDCG from the exact top k;
+
+plus, once per database (they measure the model, not an index): zero-shot top-1/top-5 accuracy per prompt
+template on labelled images, and the mean/max cosine of true caption-image pairs.
+
+Every method searches the whole searchable image set (what `vstore search` searches); `dataset` narrows
+the *queries* to one dataset's captions and images. Queries are a seeded sample of at most `limit` per
+kind, so every method answers the same ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vstore import metrics
+from vstore.config import Settings
+from vstore.db import connection
+from vstore.encoder import Encoder, l2_normalise
+from vstore.errors import ConfigError, ModelMismatch, NotFound
+from vstore.zeroshot import (
+    DEFAULT_TEMPLATES,
+    ZeroShotResult,
+    as_array,
+    check_templates,
+    load_labelled,
+    zero_shot,
+)
+
+DEFAULT_EVAL_METHODS = (
+    "exact-numpy",
+    "pgvector-hnsw",
+    "pgvector-ivfflat",
+    "faiss-ivf",
+    "faiss-hnsw",
+    "faiss-ivfpq",
+)
+DEFAULT_LIMIT = 1000
+DEFAULT_EF_SEARCH = (40,)  # pgvector's default hnsw.ef_search
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MethodQuality:
+    """One (method, setting) pair and its metrics, keyed like 'caption_image.precision@5'."""
+
+    method: str  # label: name plus setting, e.g. "pgvector-hnsw(ef_search=40)"
+    name: str
+    params: dict[str, Any]
+    build_params: dict[str, Any]
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    model: str
+    random_weights: bool
+    dataset: str | None
+    corpus_images: int
+    caption_queries: int
+    image_queries: int
+    external_queries: int
+    ks: tuple[int, ...]
+    recall_ks: tuple[int, ...]
+    pair_cosine_mean: float | None
+    pair_cosine_max: float | None
+    methods: list[MethodQuality] = field(default_factory=list)
+    zero_shot: list[ZeroShotResult] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """method -> metric -> value, with the run's context beside it."""
+        return {
+            "methods": {m.method: m.metrics for m in self.methods},
+            "settings": {m.method: {"params": m.params, "build": m.build_params} for m in self.methods},
+            "zero_shot": {z.template: {"top1": z.top1, "top5": z.top5} for z in self.zero_shot},
+            "diagnostics": {
+                "pair_cosine_mean": self.pair_cosine_mean,
+                "pair_cosine_max": self.pair_cosine_max,
+            },
+            "model": self.model,
+            "random_weights": self.random_weights,
+            "dataset": self.dataset,
+            "corpus_images": self.corpus_images,
+            "queries": {
+                "caption_image": self.caption_queries,
+                "image_image": self.image_queries,
+                "external": self.external_queries,
+            },
+            "ks": list(self.ks),
+            "recall_ks": list(self.recall_ks),
+        }
+
+
+def parse_ks(text: str | Sequence[int] | None, default: Sequence[int], option: str) -> tuple[int, ...]:
+    """'1,3,5' -> (1, 3, 5): positive, deduplicated, sorted."""
+    if text is None:
+        return tuple(default)
+    items = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        ks = sorted({int(str(k).strip()) for k in items if str(k).strip()})
+    except ValueError:
+        raise ConfigError(f"{option} takes whole numbers separated by commas, e.g. 1,5,10.") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"{option} needs at least one k, each at least 1.")
+    return tuple(ks)
+
+
+# ------------------------------------------------------------------------------------------ queries
+@dataclass
+class Queries:
+    caption_vectors: np.ndarray  # [n, d]
+    caption_images: np.ndarray  # the image id of each caption
+    image_ids: np.ndarray  # image->image queries (ids in the corpus)
+    external: np.ndarray  # [m, d]
+
+
+def _sample(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    if not limit or n <= limit:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def _dataset_id(conn: Any, name: str | None) -> int | None:
+    if name is None:
+        return None
+    row = conn.execute("SELECT id FROM public.datasets WHERE name = %s", (name,)).fetchone()
+    if row is None:
+        names = [r[0] for r in conn.execute("SELECT name FROM public.datasets ORDER BY name").fetchall()]
+        raise NotFound(f"no dataset named {name!r}; the database has: {', '.join(names) or 'none'}.")
+    return int(row[0])
+
+
+def _load_captions(conn: Any, dataset_id: int | None, limit: int | None, rng: np.random.Generator):
+    pairs = conn.execute(
+        "SELECT c.id, c.image_id FROM public.captions c JOIN public.images i ON i.id = c.image_id "
+        "WHERE c.embedding IS NOT NULL AND i.embedding IS NOT NULL AND i.status = 'ok' "
+        "AND (%(d)s::bigint IS NULL OR i.dataset_id = %(d)s::bigint) ORDER BY c.id",
+        {"d": dataset_id},
+    ).fetchall()
+    chosen = [pairs[i] for i in _sample(len(pairs), limit, rng)]
+    if not chosen:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    rows = conn.execute(
+        "SELECT id, embedding FROM public.captions WHERE id = ANY(%s) ORDER BY id", ([c[0] for c in chosen],)
+    ).fetchall()
+    vectors = l2_normalise(np.stack([as_array(r[1]) for r in rows]))
+    return vectors, np.array([c[1] for c in chosen], dtype=np.int64)
+
+
+def _load_image_ids(
+    conn: Any, dataset_id: int | None, corpus_ids: np.ndarray, limit: int | None, rng: np.random.Generator
+) -> np.ndarray:
+    if dataset_id is None:
+        ids = corpus_ids
+    else:
+        rows = conn.execute("SELECT id FROM public.images WHERE dataset_id = %s", (dataset_id,)).fetchall()
+        ids = np.intersect1d(corpus_ids, np.array([r[0] for r in rows], dtype=np.int64))
+    return ids[_sample(len(ids), limit, rng)]
+
+
+def read_queries_file(path: Path) -> list[str | Path]:
+    """One query per line: an image path (relative to the file's folder or absolute) or a text.
+    Blank lines and lines starting with '#' are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise NotFound(f"cannot read --queries-file {path}: {exc.strerror or exc}.") from exc
+    queries: list[str | Path] = []
+    for line in (raw.strip() for raw in lines):
+        if not line or line.startswith("#"):
+            continue
+        candidate = Path(line).expanduser()
+        if not candidate.is_absolute():
+            candidate = path.parent / candidate
+        queries.append(
+            candidate if candidate.suffix.lower() in IMAGE_SUFFIXES and candidate.is_file() else line
+        )
+    return queries
+
+
+def encode_queries(encoder: Encoder, queries: Sequence[str | Path]) -> np.ndarray:
+    """Texts through the text tower, image files through the image tower, in the file's order."""
+    from PIL import Image
+
+    out = np.zeros((len(queries), encoder.dim), dtype=np.float32)
+    texts = [(i, q) for i, q in enumerate(queries) if isinstance(q, str)]
+    images = [(i, q) for i, q in enumerate(queries) if isinstance(q, Path)]
+    if texts:
+        out[[i for i, _ in texts]] = encoder.encode_texts([t for _, t in texts])
+    if images:
+        transform = encoder.image_transform()
+        pixels = []
+        for _, image_path in images:
+            try:
+                with Image.open(image_path) as image:
+                    pixels.append(transform(image.convert("RGB")))
+            except OSError as exc:
+                raise NotFound(
+                    f"cannot read query image {image_path}: {exc}. Fix the path or remove the line."
+                ) from exc
+        if hasattr(pixels[0], "numpy"):
+            import torch
+
+            batch: Any = torch.stack(pixels)
+        else:
+            batch = np.stack(pixels)
+        out[[i for i, _ in images]] = encoder.encode_images(batch)
+    return l2_normalise(out)
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def _relevances(corpus: Any, query: np.ndarray, ids: np.ndarray) -> list[float]:
+    """cosine(v(X_i), v(Y)) for each returned id (0 for padding or an id outside the corpus)."""
+    rows = corpus.rows_of(ids)
+    sims = corpus.vectors[rows.clip(0)] @ query
+    return [float(s) if r >= 0 else 0.0 for s, r in zip(sims, rows, strict=True)]
+
+
+@dataclass
+class _ExternalTruth:
+    top1: list[frozenset[int]]
+    ideal: list[list[float]]
+
+
+def _external_truth(exact: Any, corpus: Any, external: np.ndarray, k: int) -> _ExternalTruth:
+    top1, ideal = [], []
+    for query in external:
+        ids, distances = exact.search(query, k)
+        top1.append(metrics.tied_ids(ids, distances))
+        ideal.append([1.0 - float(d) for d in distances])
+    return _ExternalTruth(top1, ideal)
+
+
+def score_method(
+    method: Any,
+    corpus: Any,
+    queries: Queries,
+    truth: _ExternalTruth | None,
+    ks: Sequence[int],
+    recall_ks: Sequence[int],
+) -> dict[str, float]:
+    """All retrieval metrics of one configured method."""
+    out: dict[str, float] = {}
+    if len(queries.caption_images):
+        found = method.search_batch(queries.caption_vectors, max(max(ks), max(recall_ks)))
+        truths = [int(t) for t in queries.caption_images]
+        for k, value in metrics.precision_at_ks(found, truths, ks).items():
+            out[f"caption_image.precision@{k}"] = value
+        for k, value in metrics.recall_at_ks(found, [[t] for t in truths], recall_ks).items():
+            out[f"caption_image.recall@{k}"] = value
+    if len(queries.image_ids):
+        vectors = corpus.vectors[corpus.rows_of(queries.image_ids)]
+        found = method.search_batch(vectors, max(ks))
+        for k, value in metrics.precision_at_ks(found, [int(i) for i in queries.image_ids], ks).items():
+            out[f"image_image.precision@{k}"] = value
+    if truth is not None and len(queries.external):
+        found = method.search_batch(queries.external, max(ks))
+        for k, value in metrics.precision_at_ks(found, truth.top1, ks).items():
+            out[f"external.precision@{k}"] = value
+        rels = [_relevances(corpus, q, row) for q, row in zip(queries.external, found, strict=True)]
+        lists = [[int(i) for i in row] for row in found]
+        for k in ks:
+            ideal = [r[:k] for r in truth.ideal]
+            out[f"external.ndcg@{k}"] = metrics.mean_ndcg_at_k(lists, rels, ideal, k)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ harness
+def evaluate(
+    settings: Settings,
+    *,
+    methods: Sequence[str] | str | None = None,
+    ks: Sequence[int] = metrics.DEFAULT_PRECISION_KS,
+    recall_ks: Sequence[int] = metrics.DEFAULT_RECALL_KS,
+    queries_file: Path | None = None,
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    dataset: str | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+    ef_search: Sequence[int] = DEFAULT_EF_SEARCH,
+    probes: Sequence[int] | None = None,
+    seed: int = 0,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
+    """Run every metric for every (method, setting) pair. `encoder` (default: the database's model, loaded
+    only when external queries or labelled images need text/image encoding) may be injected.
+    `probes` (IVF probes / nprobe) defaults to ceil(sqrt(lists)), pgvector's suggested starting point."""
+    from vstore.methods import (
+        BuildOptions,
+        build_method,
+        default_nlist,
+        iter_settings,
+        load_corpus,
+        parse_methods,
+    )
+    from vstore.migrations import require_model
+
+    say = progress or (lambda _message: None)
+    ks, recall_ks = tuple(sorted(set(ks))), tuple(sorted(set(recall_ks)))
+    templates = check_templates(templates)
+    names = parse_methods(methods or list(DEFAULT_EVAL_METHODS))
+    spec = require_model(settings)
+    rng = np.random.default_rng(seed)
+
+    def get_encoder() -> Encoder:
+        nonlocal encoder
+        if encoder is None:
+            from vstore.encoder import load_encoder
+
+            say(f"loading {spec.label} to encode queries")
+            encoder = load_encoder(spec, device=settings.device, threads=settings.threads)
+        if encoder.dim != spec.dim:
+            raise ModelMismatch(
+                f"the query encoder gives {encoder.dim}-d vectors; the database holds {spec.dim}-d."
+            )
+        return encoder
+
+    say("loading image vectors")
+    corpus = load_corpus(settings, "images")
+    with connection(settings) as conn:
+        dataset_id = _dataset_id(conn, dataset)
+        caption_vectors, caption_images = _load_captions(conn, dataset_id, limit, rng)
+        image_ids = _load_image_ids(conn, dataset_id, corpus.ids, limit, rng)
+        labels, labelled_vectors = load_labelled(conn, dataset_id)
+    caption_images_in_corpus = corpus.rows_of(caption_images) >= 0
+    caption_vectors, caption_images = (
+        caption_vectors[caption_images_in_corpus],
+        caption_images[caption_images_in_corpus],
+    )
+
+    external = np.zeros((0, corpus.dim), np.float32)
+    if queries_file is not None:
+        items = read_queries_file(Path(queries_file))
+        if not items:
+            raise ConfigError(
+                f"--queries-file {queries_file} has no queries (one text or image path a line)."
+            )
+        external = encode_queries(get_encoder(), items)
+    queries = Queries(caption_vectors, caption_images, image_ids, external)
+
+    pair_mean = pair_max = None
+    if len(caption_images):
+        image_vectors = corpus.vectors[corpus.rows_of(caption_images)]
+        pair_mean, pair_max = metrics.pair_cosine_stats(caption_vectors, image_vectors)
+
+    truth = None
+    if len(external) and len(corpus):
+        exact = build_method("exact-numpy", corpus, settings)
+        truth = _external_truth(exact, corpus, external, max(ks))
+
+    results: list[MethodQuality] = []
+    if len(corpus):
+        nlist = default_nlist(len(corpus))
+        options = BuildOptions(
+            ef_sweep=tuple(ef_search), probe_sweep=tuple(probes or (max(1, math.ceil(math.sqrt(nlist))),))
+        )
+        for method in iter_settings(corpus, settings, names, options):
+            say(f"evaluating {method.label}")
+            scores = score_method(method, corpus, queries, truth, ks, recall_ks)
+            results.append(
+                MethodQuality(
+                    method.label, method.name, dict(method.params), dict(method.build_params), scores
+                )
+            )
+
+    zero = zero_shot(labels, labelled_vectors, get_encoder(), templates) if len(set(labels)) >= 2 else []
+    return EvalReport(
+        model=spec.label,
+        random_weights=spec.random_weights,
+        dataset=dataset,
+        corpus_images=len(corpus),
+        caption_queries=len(caption_images),
+        image_queries=len(image_ids),
+        external_queries=len(external),
+        ks=ks,
+        recall_ks=recall_ks,
+        pair_cosine_mean=pair_mean,
+        pair_cosine_max=pair_max,
+        methods=results,
+        zero_shot=zero,
+    )
+
+
+PLOT_KINDS = (
+    ("caption_image", "caption → image"),
+    ("image_image", "image → image"),
+    ("external", "external queries (truth: exact top-1)"),
+)
+
+
+def plot_precision(report: EvalReport, path: Path) -> Path:
+    """precision@k against k, one line per (method, setting), one panel per query kind; PNG via Agg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [
+        (key, title)
+        for key, title in PLOT_KINDS
+        if any(f"{key}.precision@{report.ks[0]}" in m.metrics for m in report.methods)
+    ]
+    if not kinds:
+        raise ConfigError(
+            "nothing to plot: the database has no captions, images or external queries to score."
+        )
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), squeeze=False)
+    for ax, (key, title) in zip(axes[0], kinds, strict=True):
+        for quality in report.methods:
+            values = [quality.metrics.get(f"{key}.precision@{k}", math.nan) for k in report.ks]
+            ax.plot(report.ks, values, marker="o", label=quality.method)
+        ax.set_title(title)
+        ax.set_xlabel("k")
+        ax.set_ylabel("precision@k")
+        ax.set_xticks(list(report.ks))
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize="small", loc="lower right")
+    suffix = " (random weights)" if report.random_weights else ""
+    fig.suptitle(f"vstore eval: {report.model}{suffix}, {report.corpus_images} images")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
