@@ -1,0 +1,126 @@
+"""`vstore compare`: recall against exact ground truth, sweeps, JSON rows, the plot, index clean-up."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vstore import indexes
+from vstore.cli import main
+from vstore.compare import compare
+from vstore.db import connect
+from vstore.methods import EXACT_METHODS, BuildOptions, parse_methods
+from vstore.synth import load_synthetic
+
+ROW_FIELDS = {
+    "method",
+    "params",
+    "recall_at_k",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "qps",
+    "build_s",
+    "size_bytes",
+    "server_ms",
+    "k",
+    "queries",
+    "rows",
+    "threads",
+    "cpu_count",
+}
+
+
+@pytest.fixture
+def synthetic(settings):
+    """400 clustered images with one caption each (text->image queries), loaded without the ingest."""
+    load_synthetic(settings, 400, captions_per_image=1, seed=3)
+    return settings
+
+
+def test_exact_methods_have_recall_one(synthetic):
+    report = compare(synthetic, k=10, queries=30, methods=list(EXACT_METHODS), repeats=1)
+    assert {r.method for r in report.rows} == set(EXACT_METHODS)
+    assert report.meta["query_kinds"] == {"image->image": 15, "text->image": 15}
+    assert [r.recall_at_k for r in report.rows] == [1.0] * len(EXACT_METHODS)
+
+
+def test_ann_recall_never_falls_as_the_search_widens(synthetic):
+    options = BuildOptions(nlist=16, ef_sweep=(1, 2, 4, 8, 16, 64), probe_sweep=(1, 2, 4, 8, 16))
+    methods = ["pgvector-hnsw", "pgvector-ivfflat", "faiss-hnsw", "faiss-ivf", "faiss-ivfpq"]
+    report = compare(synthetic, k=10, queries=40, methods=methods, options=options, repeats=1)
+    for method in methods:
+        recalls = [r.recall_at_k for r in report.rows if r.method == method]
+        assert len(recalls) >= 5, method
+        assert recalls == sorted(recalls), (method, recalls)  # monotone non-decreasing
+        if method != "faiss-ivfpq":  # PQ codes are lossy: a full scan still misses
+            assert recalls[-1] >= 0.95, (method, recalls)
+    ivf = [r for r in report.rows if r.method == "faiss-ivf"]
+    assert ivf[-1].params == {"nprobe": 16} and ivf[-1].recall_at_k == 1.0  # all lists scanned: exact
+
+
+def test_ivfflat_built_for_the_run_is_dropped_unless_kept(synthetic):
+    def kinds() -> set[str]:
+        with connect(synthetic) as conn:
+            return {i.kind for i in indexes.list_indexes(conn) if i.table == "images"}
+
+    options = BuildOptions(nlist=8, probe_sweep=(1, 8))
+    report = compare(synthetic, queries=6, methods=["pgvector-ivfflat"], options=options, repeats=1)
+    assert kinds() == {"hnsw"}
+    assert report.rows[0].build_s is not None and report.rows[0].build_params == {"lists": 8}
+    assert report.rows[-1].recall_at_k == 1.0  # probes = lists: exact
+    options.keep_ivfflat = True
+    compare(synthetic, queries=6, methods=["pgvector-ivfflat"], options=options, repeats=1)
+    assert kinds() == {"hnsw", "ivfflat"}
+
+
+def test_hnsw_is_measured_even_when_an_ivfflat_index_exists(synthetic):
+    with connect(synthetic) as conn:
+        indexes.create_index(conn, "images", "ivfflat", lists=4)
+    options = BuildOptions(ef_sweep=(1,))
+    row = compare(synthetic, queries=10, methods=["pgvector-hnsw"], options=options, repeats=1).rows[0]
+    # ef_search=1 caps an HNSW scan at one row per query; an IVFFlat or exact plan would return k.
+    assert row.recall_at_k <= 0.1 + 1e-9
+
+
+def test_cli_writes_json_rows_with_every_field_and_a_png_plot(synthetic, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VSTORE_DATABASE_URL", synthetic.database_url)
+    json_file, plot = tmp_path / "rows.json", tmp_path / "plot.png"
+    code = main(
+        [
+            "compare",
+            "-k",
+            "5",
+            "--queries",
+            "10",
+            "--repeats",
+            "1",
+            "--methods",
+            "pgvector-exact,pgvector-hnsw",
+            "--methods",
+            "faiss-hnsw",
+            "--ef-search",
+            "10,40",
+            "--json",
+            str(json_file),
+            "--plot",
+            str(plot),
+        ]
+    )
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "pgvector-hnsw" in table and "recall" in table.splitlines()[0]
+    rows = json.loads(json_file.read_text())
+    assert isinstance(rows, list) and len(rows) == 5
+    for row in rows:
+        assert ROW_FIELDS <= set(row), ROW_FIELDS - set(row)
+        assert row["cpu_count"] >= 1 and row["k"] == 5
+    assert [r["server_ms"] is not None for r in rows] == [True, True, True, False, False]
+    assert json.loads(json_file.with_suffix(".meta.json").read_text())["cpu_count"] >= 1
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 1000
+
+
+def test_unknown_method_is_a_usage_error():
+    with pytest.raises(Exception, match="unknown method"):
+        parse_methods(["pgvector-hnsw,annoy"])

@@ -1,0 +1,97 @@
+"""Faiss side index: built from the database or an export, answers in database ids."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.test_export import insert_images, unit_vectors
+from vstore.cli import main
+from vstore.db import connect
+from vstore.errors import ModelMismatch
+from vstore.export import export
+from vstore.faiss_index import SideIndex, build_side_index
+
+
+def database_vectors(settings) -> dict[int, np.ndarray]:
+    with connect(settings) as conn:
+        rows = conn.execute("SELECT id, embedding FROM images WHERE status = 'ok'").fetchall()
+    return {int(r[0]): np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows}
+
+
+@pytest.fixture
+def gappy_ids(settings) -> dict[int, np.ndarray]:
+    """Images whose ids are not contiguous: some deleted, more inserted after, as after re-ingests."""
+    ids = insert_images(settings, unit_vectors(60, seed=1))
+    with connect(settings) as conn:
+        conn.execute("DELETE FROM images WHERE id = ANY(%s)", (ids[::3],))
+        conn.commit()
+    insert_images(settings, unit_vectors(25, seed=2), dataset="again")
+    return database_vectors(settings)
+
+
+@pytest.mark.parametrize("source", ["database", "export"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_id_map_matches_database_ids_after_deletes_and_reinserts(settings, tmp_path, gappy_ids, source, kind):
+    export_dir = None
+    if source == "export":
+        export_dir = tmp_path / "export"
+        export(settings, export_dir, tables=("images",))
+    manifest = build_side_index(settings, kind, from_export=export_dir, out_dir=tmp_path / "index")
+    side = SideIndex.load(tmp_path / "index")
+
+    assert manifest.rows == len(gappy_ids) == 65
+    assert sorted(side.ids.tolist()) == sorted(gappy_ids)
+    for image_id, vector in gappy_ids.items():
+        top = side.search(vector, 3)
+        assert top[0].id == image_id and top[0].distance == pytest.approx(0.0, abs=1e-5)
+
+
+def test_ivf_and_ivfpq_build_and_return_database_ids(settings, tmp_path, gappy_ids):
+    for kind in ("ivf", "ivfpq"):
+        manifest = build_side_index(settings, kind, out_dir=tmp_path / kind, nlist=4)
+        assert manifest.params["nlist"] == 4 and manifest.size_bytes > 0
+        hits = SideIndex.load(tmp_path / kind).search(next(iter(gappy_ids.values())), 5, nprobe=4)
+        assert {h.id for h in hits} <= set(gappy_ids)
+
+
+def test_hnsw_parameters_default_to_the_pgvector_index(settings, tmp_path, gappy_ids):
+    manifest = build_side_index(settings, "hnsw", out_dir=tmp_path / "h")
+    assert manifest.params == {"m": 16, "ef_construction": 64}  # the schema's images_embedding_hnsw
+    written = json.loads((tmp_path / "h" / "manifest.json").read_text())
+    assert written["model"] == "vstore-tiny" and written["rows"] == 65 and written["build_s"] >= 0
+
+
+def test_index_from_another_model_is_refused(settings, tmp_path, gappy_ids):
+    build_side_index(settings, "flat", out_dir=tmp_path / "f")
+    with pytest.raises(ModelMismatch, match="rebuild it"):
+        SideIndex.load(tmp_path / "f").check_model("ViT-B-32", "openai", 512)
+
+
+def test_cli_search_like_returns_database_ids_without_the_query_image(
+    settings, tmp_path, gappy_ids, monkeypatch, capsys
+):
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(tmp_path / "home"))
+    assert main(["faiss", "build", "--type", "flat", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == 65
+    query_id = max(gappy_ids)
+    assert main(["faiss", "search", "--like", str(query_id), "-k", "4", "--type", "flat", "--json"]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = sorted((float(1 - v @ gappy_ids[query_id]), i) for i, v in gappy_ids.items() if i != query_id)[
+        :4
+    ]
+    assert [h["id"] for h in hits] == [i for _, i in expected]
+    assert all(h["path"].startswith("/data/") for h in hits)
+
+
+def test_cli_search_text_encodes_with_the_database_model(settings, tmp_path, gappy_ids, monkeypatch, capsys):
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(tmp_path / "home"))
+    assert main(["faiss", "build", "--type", "hnsw"]) == 0
+    capsys.readouterr()
+    assert main(["faiss", "search", "a red square", "-k", "3", "--json"]) == 0
+    hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 3 and {h["id"] for h in hits} <= set(gappy_ids)
