@@ -124,3 +124,13 @@ def test_cli_writes_json_rows_with_every_field_and_a_png_plot(synthetic, tmp_pat
 def test_unknown_method_is_a_usage_error():
     with pytest.raises(Exception, match="unknown method"):
         parse_methods(["pgvector-hnsw,annoy"])
+
+
+def test_storage_bench_measures_each_variant_and_leaves_no_tables(synthetic):
+    from vstore.bench_storage import VARIANTS, storage_effect
+
+    rows = storage_effect(synthetic, queries=3, repeats=1)
+    assert [r.variant for r in rows] == list(VARIANTS) and all(r.rows == 400 and r.p50_ms > 0 for r in rows)
+    with connect(synthetic) as conn:
+        left = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'vstore_bench_%'").fetchone()[0]
+    assert left == 0

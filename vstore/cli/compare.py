@@ -291,3 +291,26 @@ def bench_synth(
             f"{report.images} images + {report.captions} captions ({report.dim}-d) in dataset "
             f"{report.dataset!r}: copy {report.seconds_copy:.1f}s, indexes {report.seconds_index:.1f}s"
         )
+
+
+@bench_app.command("storage")
+def bench_storage(
+    queries: Annotated[int, typer.Option(help="Query vectors (sampled from the images).")] = 20,
+    k: Annotated[int, typer.Option("-k", help="Neighbours per query.")] = 10,
+    repeats: Annotated[int, typer.Option(help="Timed passes; latencies are medians.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Exact-scan latency with the embedding stored PLAIN, EXTENDED (PostgreSQL's default: TOASTed) or
+    as halfvec, on scratch copies of the images' vectors (dropped after)."""
+    from vstore.bench_storage import storage_effect
+
+    rows = storage_effect(settings(), queries=queries, k=k, repeats=repeats)
+    if as_json:
+        print_json([row.__dict__ for row in rows])
+        return
+    typer.echo("variant   heap_MB  toast_MB  p50_ms  server_ms")
+    for row in rows:
+        typer.echo(
+            f"{row.variant:<9} {row.heap_bytes / 1e6:>7.1f} {row.toast_bytes / 1e6:>9.1f} "
+            f"{row.p50_ms:>7.2f} {row.server_ms:>10.2f}"
+        )
