@@ -256,10 +256,14 @@ def score_method(
     """All retrieval metrics of one configured method."""
     out: dict[str, float] = {}
     if len(queries.caption_images):
-        found = method.search_batch(queries.caption_vectors, max(max(ks), max(recall_ks)))
+        # Precision and recall are searched separately, each with its own largest k: an HNSW search for
+        # k = 100 widens its candidate list to 100, so its top 10 would flatter the method at k = 10.
+        found = method.search_batch(queries.caption_vectors, max(ks))
         truths = [int(t) for t in queries.caption_images]
         for k, value in metrics.precision_at_ks(found, truths, ks).items():
             out[f"caption_image.precision@{k}"] = value
+        if max(recall_ks) != max(ks):
+            found = method.search_batch(queries.caption_vectors, max(recall_ks))
         for k, value in metrics.recall_at_ks(found, [[t] for t in truths], recall_ks).items():
             out[f"caption_image.recall@{k}"] = value
     if len(queries.image_ids):
@@ -418,7 +422,7 @@ def plot_precision(report: EvalReport, path: Path) -> Path:
         raise ConfigError(
             "nothing to plot: the database has no captions, images or external queries to score."
         )
-    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 5.0), squeeze=False)
     for ax, (key, title) in zip(axes[0], kinds, strict=True):
         for quality in report.methods:
             values = [quality.metrics.get(f"{key}.precision@{k}", math.nan) for k in report.ks]
@@ -429,10 +433,14 @@ def plot_precision(report: EvalReport, path: Path) -> Path:
         ax.set_xticks(list(report.ks))
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize="small", loc="lower right")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    columns = min(len(names), 3)
+    rows = math.ceil(len(names) / columns) if names else 0
     suffix = " (random weights)" if report.random_weights else ""
     fig.suptitle(f"vstore eval: {report.model}{suffix}, {report.corpus_images} images")
-    fig.tight_layout()
+    # The legend goes under the panels: inside, it would hide the lines that sit near 1.0.
+    fig.legend(handles, names, loc="lower center", ncol=columns, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * rows, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -81,6 +81,7 @@ def eval_command(
         typer.Option(
             "--methods",
             "-m",
+            metavar="NAMES",
             help="Methods, comma-separated or repeated: exact-numpy, pgvector-exact, "
             "pgvector-hnsw, pgvector-ivfflat, faiss-flat, faiss-ivf, faiss-hnsw, faiss-ivfpq, "
             "sklearn-brute. Default: exact-numpy, pgvector-hnsw, pgvector-ivfflat, faiss-ivf, "
@@ -104,6 +105,7 @@ def eval_command(
         list[str] | None,
         typer.Option(
             "--template",
+            metavar="TEMPLATE",
             help="Zero-shot prompt template with {label}; repeatable. "
             "Default: '{label}' and 'a photo of a {label}'.",
         ),
