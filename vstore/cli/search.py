@@ -73,9 +73,7 @@ def search(
     )
     with Store(settings(device=device)) as store:
         if store.model.random_weights:
-            warn(
-                f"this database holds random-weight embeddings ({store.model.label}): results are meaningless"
-            )
+            warn(f"{store.model.label}: random weights, so search results are meaningless")
         if text is not None:
             hits = store.search_text(text, **options)
         elif image is not None:
