@@ -3,6 +3,7 @@ files, incremental re-runs, renames, missing files, model checks."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -217,3 +218,60 @@ def test_first_ingest_into_an_empty_database_creates_the_schema(empty_settings, 
     )
     report = ingest(tiny, tmp_path / "d", encoder=counting)
     assert report.added == 1 and report.random_weights and report.model == "vstore-tiny/random"
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_manifest_ingest_stores_images_and_captions(settings, tmp_path, counting, kind):
+    for i in range(3):
+        imagegen.save_jpeg(tmp_path / "img" / f"{i}.jpg", i)
+    if kind == "csv":
+        (tmp_path / "list.csv").write_text(
+            "path,caption\n" + "".join(f"img/{i}.jpg,picture {i}\n" for i in range(3)) + "img/0.jpg,again\n"
+        )
+    else:
+        lines = [json.dumps({"path": f"img/{i}.jpg", "captions": [f"picture {i}"]}) for i in range(3)]
+        (tmp_path / "list.jsonl").write_text("\n".join(lines) + "\n")
+    report = ingest(settings, tmp_path / f"list.{kind}", encoder=counting)
+    assert report.format == "manifest" and report.dataset == "list" and report.added == 3
+    assert report.captions_added == (4 if kind == "csv" else 3)
+    assert rows(settings, "SELECT count(*) FROM captions") == [(report.captions_added,)]
+    again = ingest(settings, tmp_path / f"list.{kind}", encoder=counting)
+    assert again.unchanged == 3 and again.captions_added == 0
+
+
+def test_new_annotation_captions_are_added_to_unchanged_images(settings, tmp_path, counting):
+    root = tmp_path / "coco"
+    data = imagegen.make_coco(root, n=2)
+    ingest(settings, root, encoder=counting)
+    data["annotations"].append({"id": 500, "image_id": 100, "caption": "a late caption"})
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps(data))
+    before = counting.images
+    report = ingest(settings, root, encoder=counting)
+    assert counting.images == before and report.captions_added == 1 and report.unchanged == 2
+
+
+def test_bulk_load_defers_and_rebuilds_the_vector_indexes(settings, tmp_path, counting, monkeypatch):
+    import vstore.ingest as ingest_module
+    from vstore.indexes import list_indexes
+
+    monkeypatch.setattr(ingest_module, "BULK_LOAD_ROWS", 3)
+    root = tmp_path / "d"
+    for i in range(4):
+        imagegen.save_jpeg(root / f"{i}.jpg", i)
+    report = ingest(settings, root, encoder=counting)
+    assert sorted(report.indexes_rebuilt) == ["captions_embedding_hnsw", "images_embedding_hnsw"]
+    with connection(settings) as conn:
+        assert {i.name for i in list_indexes(conn)} >= {"images_embedding_hnsw", "captions_embedding_hnsw"}
+        assert conn.execute("SELECT count(*) FROM deferred_indexes").fetchone()[0] == 0
+
+
+def test_ingest_heals_indexes_left_deferred_by_a_crashed_bulk_load(settings, tmp_path, counting):
+    from vstore.indexes import defer_indexes, list_indexes
+
+    with connection(settings, autocommit=True) as conn:
+        defer_indexes(conn, "images")
+    imagegen.save_jpeg(tmp_path / "d" / "a.jpg", 0)
+    report = ingest(settings, tmp_path / "d", encoder=counting)
+    assert report.indexes_rebuilt == ["images_embedding_hnsw"]
+    with connection(settings) as conn:
+        assert "images_embedding_hnsw" in {i.name for i in list_indexes(conn)}

@@ -49,7 +49,8 @@ def init_worker(transform: Callable[[Any], Any], draft_size: int | None, threads
     try:
         import torch
 
-        torch.set_num_threads(threads)
+        if threads > 0:
+            torch.set_num_threads(threads)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
 

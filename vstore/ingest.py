@@ -166,7 +166,7 @@ class _Pipeline:
         ):
             self.flush()
         elif self.progress and self.done % 256 == 0:
-            self._tell()
+            self.tell()
 
     # -- one batch: reuse by hash, encode, write, commit ---------------------------------------------------
     def flush(self) -> None:
@@ -202,7 +202,7 @@ class _Pipeline:
         report.write_s += time.perf_counter() - started
         report.captions_added += len(caption_rows)
         self.images, self.to_check, self.captions = [], [], []
-        self._tell()
+        self.tell()
 
     def _encode_captions(self) -> list[CaptionRow]:
         rows: list[CaptionRow] = []
@@ -222,7 +222,7 @@ class _Pipeline:
             )
         return rows
 
-    def _tell(self) -> None:
+    def tell(self) -> None:
         if self.progress:
             self.progress(
                 IngestProgress(self.done, self.total, self.report.images_encoded, self.report.captions_added)
@@ -352,6 +352,8 @@ def ingest(
             deferred = defer_indexes(conn, "images") + defer_indexes(conn, "captions")
         pipeline = _Pipeline(settings, encoder, writer, dataset_id, report, progress, total)
         decoder = _Decoder(encoder.image_transform(), workers, settings.batch_size)
+        report.setup_s = time.perf_counter() - started
+        pipeline.tell()  # the progress bar starts now, not at the first commit
         try:
             planned = (
                 item

@@ -1,0 +1,90 @@
+"""`vstore ingest` from the command line: exit codes, JSON, and a SIGKILL in the middle of a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import imagegen
+from vstore.cli import main
+from vstore.db import connection
+
+
+def _env(monkeypatch, settings) -> None:
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(settings.home))
+    for name in ("VSTORE_MODEL", "VSTORE_PRETRAINED", "VSTORE_BATCH_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_cli_exit_code_is_1_when_a_file_failed_and_json_lists_it(settings, tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, settings)
+    imagegen.save_jpeg(tmp_path / "d" / "good.jpg", 0)
+    (tmp_path / "d" / "bad.jpg").write_bytes(b"")
+    assert main(["ingest", str(tmp_path / "d"), "--workers", "0", "--json"]) == 1
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["added"] == 1 and report["failed"] == [
+        {"path": "bad.jpg", "reason": "empty file (0 bytes)"}
+    ]
+    assert "1 file(s) failed" in captured.err
+
+
+def test_cli_exit_code_is_0_and_summary_on_stderr_when_all_is_well(settings, tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, settings)
+    imagegen.make_coco(tmp_path / "coco", n=3, uncaptioned=1)
+    assert main(["ingest", str(tmp_path / "coco"), "--split", "val2017", "--batch-size", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "4 added" in captured.err and "1 images without captions" in captured.err
+
+
+def test_cli_refuses_another_model_with_a_clear_message(settings, tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, settings)
+    imagegen.save_jpeg(tmp_path / "d" / "a.jpg", 0)
+    assert main(["ingest", str(tmp_path / "d"), "--model", "ViT-B-32", "--pretrained", "random"]) == 1
+    assert "vstore-tiny/random" in capsys.readouterr().err
+
+
+def _count(settings, sql: str) -> int:
+    with connection(settings) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def test_sigkill_mid_ingest_then_rerun_gives_exactly_one_row_per_image_and_caption(settings, tmp_path):
+    root = tmp_path / "coco"
+    n = 120
+    imagegen.make_coco(root, n=n, size=(160, 120))
+    captions = sum(1 + i % 5 for i in range(n))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")}
+    env.update(VSTORE_DATABASE_URL=settings.database_url, VSTORE_HOME=str(settings.home))
+    command = [sys.executable, "-m", "vstore.cli", "ingest", str(root), "--batch-size", "2", "--workers", "1"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while _count(settings, "SELECT count(*) FROM images") == 0:
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    partial = _count(settings, "SELECT count(*) FROM images")
+    if partial == n:
+        pytest.skip("the ingest finished before it could be killed")
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert _count(settings, "SELECT count(*) FROM images") == n
+    assert _count(settings, "SELECT count(DISTINCT path) FROM images WHERE embedding IS NOT NULL") == n
+    assert _count(settings, "SELECT count(*) FROM captions") == captions
+    assert (
+        _count(settings, "SELECT count(*) FROM (SELECT DISTINCT image_id, source_id FROM captions) c")
+        == captions
+    )
+    assert f"{partial} unchanged" in rerun.stderr
