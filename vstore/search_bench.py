@@ -69,6 +69,7 @@ def _queries(conn: psycopg.Connection, n: int, seed: int) -> np.ndarray:
     from vstore.store import _as_array
     from vstore.synth import _unit
 
+    conn.execute("SELECT setseed(%s)", (0.5 + seed / 1e6,))  # the same query rows in every run
     rows = conn.execute(
         "SELECT embedding FROM public.images WHERE embedding IS NOT NULL ORDER BY random() LIMIT %s", (n,)
     ).fetchall()
@@ -148,21 +149,33 @@ def _store_runs(settings: Settings, queries: np.ndarray, k: int) -> tuple[Latenc
 
 _CLI_PROBE = """
 import json, sys, time
+started = time.perf_counter()
 import vstore.encoder as encoder
 loads = []
 original = encoder.load_encoder
 cpu = []
+encodes = []
 def timed_load(*args, **kwargs):
     t, c = time.perf_counter(), time.process_time()
     try:
-        return original(*args, **kwargs)
+        model = original(*args, **kwargs)
     finally:
         loads.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
+    encode_texts = model.encode_texts
+    def timed_encode(texts):
+        t = time.perf_counter()
+        try:
+            return encode_texts(texts)
+        finally:
+            encodes.append(time.perf_counter() - t)
+    model.encode_texts = timed_encode
+    return model
 encoder.load_encoder = timed_load
 from vstore.cli import main
 code = main(sys.argv[1:])
-probe = {"code": code, "model_load_s": sum(loads), "model_load_cpu_s": sum(cpu)}
+probe = {"code": code, "model_load_s": sum(loads), "model_load_cpu_s": sum(cpu), "encode_s": sum(encodes),
+         "in_process_s": time.perf_counter() - started}
 sys.stderr.write("PROBE " + json.dumps(probe) + "\\n")
 """
 
@@ -187,6 +200,8 @@ def _cli_run(args: list[str]) -> dict[str, float]:
         "cpu_s": cpu,  # user + sys of the whole process: robust to other load on a shared machine
         "model_load_s": result["model_load_s"],
         "model_load_cpu_s": result["model_load_cpu_s"],
+        "encode_s": result["encode_s"],  # the text encoder's first forward pass
+        "in_process_s": result["in_process_s"],  # from the first vstore import to main()'s return
     }
 
 
@@ -204,6 +219,11 @@ def _cli(repeats: int) -> dict[str, float]:
         "new_text_wall_s": median([r["wall_s"] for r in new]),
         "model_load_s": median([r["model_load_s"] for r in new]),
         "new_text_wall_minus_model_load_s": median([r["wall_s"] - r["model_load_s"] for r in new]),
+        "new_text_encode_s": median([r["encode_s"] for r in new]),
+        "new_text_in_process_minus_model_load_s": median(
+            [r["in_process_s"] - r["model_load_s"] for r in new]
+        ),
+        "new_text_interpreter_exit_s": median([r["wall_s"] - r["in_process_s"] for r in new]),
         "new_text_cpu_s": median([r["cpu_s"] for r in new]),
         "model_load_cpu_s": median([r["model_load_cpu_s"] for r in new]),
         "new_text_cpu_minus_model_load_s": median([r["cpu_s"] - r["model_load_cpu_s"] for r in new]),
