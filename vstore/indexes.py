@@ -9,6 +9,7 @@ user text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 
@@ -17,6 +18,14 @@ from vstore.errors import ConfigError, NotFound
 VECTOR_TABLES = ("images", "captions")
 INDEX_KINDS = ("hnsw", "ivfflat")
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
+
+
+def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+    """The first column of the first row of a query that always returns one (count(*), RETURNING id)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"query returned no row: {sql.splitlines()[0]}")
+    return row[0]
 
 
 def index_name(table: str, kind: str) -> str:
@@ -98,7 +107,7 @@ def list_indexes(conn: psycopg.Connection) -> list[IndexInfo]:
 
 def create_index(conn: psycopg.Connection, table: str, kind: str, **params: int | None) -> IndexInfo:
     """Build one index (replacing an index of the same kind). Runs in its own committed transaction."""
-    rows = conn.execute(f"SELECT count(*) FROM public.{table}").fetchone()[0] if kind == "ivfflat" else None
+    rows = scalar(conn, f"SELECT count(*) FROM public.{table}") if kind == "ivfflat" else None
     ddl = index_ddl(table, kind, rows=rows, **{k: v for k, v in params.items() if v is not None})
     with conn.transaction():
         conn.execute(f"DROP INDEX IF EXISTS public.{index_name(table, kind)}")

@@ -25,6 +25,7 @@ import psycopg
 
 from vstore.config import Settings
 from vstore.db import connect
+from vstore.indexes import scalar
 
 PLAIN_KNN = "SELECT id FROM public.images ORDER BY embedding <=> %b LIMIT %b"  # %b: binary parameters
 DEFAULT_EF = (10, 20, 40, 64, 100, 200)
@@ -253,7 +254,7 @@ def run(
         synth = load_synthetic(settings, rows, dataset="bench", captions_per_image=0, seed=seed)
         report.load = {"seconds_copy": synth.seconds_copy, "seconds_index": synth.seconds_index}
     with connect(settings, autocommit=True) as conn:
-        report.rows = int(conn.execute("SELECT count(*) FROM public.images").fetchone()[0])
+        report.rows = int(scalar(conn, "SELECT count(*) FROM public.images"))
         query_vectors = _queries(conn, queries, seed)
         report.exact, truth = _exact_ids(conn, query_vectors, k)
         report.ef_sweep = _sweep(conn, query_vectors, truth, k, ef_values)

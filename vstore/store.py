@@ -24,7 +24,7 @@ from vstore.config import Settings
 from vstore.db import connect
 from vstore.encoder import Encoder, ModelSpec
 from vstore.errors import ConfigError, ModelMismatch, NotFound, SchemaNotReady
-from vstore.indexes import set_query_knobs
+from vstore.indexes import scalar, set_query_knobs
 from vstore.sql import load
 
 Target = Literal["images", "captions"]
@@ -328,8 +328,8 @@ class Store:
             encoded = self.encoder.encode_texts(missing)
             with conn.transaction():
                 for text, vector in zip(missing, encoded, strict=True):
-                    row = conn.execute(load("queries/search_cache_text"), {"text": text, "embedding": vector})
-                    ids[text] = (int(row.fetchone()[0]), True)
+                    params = {"text": text, "embedding": vector}
+                    ids[text] = (int(scalar(conn, load("queries/search_cache_text"), params)), True)
                     found[text] = np.asarray(vector, dtype=np.float32)
         if len(ids) < len(unique):
             for text, id_ in conn.execute(
@@ -379,7 +379,7 @@ class Store:
         """Rows per table, and images by status."""
         conn = self.conn
         counts = {
-            t: int(conn.execute(f"SELECT count(*) FROM public.{t}").fetchone()[0])
+            t: int(scalar(conn, f"SELECT count(*) FROM public.{t}"))
             for t in ("datasets", "images", "captions", "text_queries")
         }
         for status, n in conn.execute(

@@ -18,6 +18,7 @@ import psycopg
 from vstore.config import Settings
 from vstore.db import connection
 from vstore.errors import ConfigError, ModelMismatch
+from vstore.indexes import scalar
 
 SYNTH_FORMAT = "synthetic"
 SPLIT_VAL_EVERY = 20  # every 20th image is in split "val" (5% of rows, for filtered-search benchmarks)
@@ -78,10 +79,11 @@ def _replace_dataset(conn: psycopg.Connection, name: str) -> int:
             )
         conn.execute("DELETE FROM public.datasets WHERE id = %s", (row[0],))
     return int(
-        conn.execute(
+        scalar(
+            conn,
             "INSERT INTO public.datasets (name, root, format) VALUES (%s, %s, %s) RETURNING id",
             (name, f"synthetic://{name}", SYNTH_FORMAT),
-        ).fetchone()[0]
+        )
     )
 
 
@@ -96,7 +98,7 @@ def _allocate_ids(conn: psycopg.Connection, table: str, n: int) -> np.ndarray:
 def copy_images(
     conn: psycopg.Connection,
     dataset_id: int,
-    ids: Sequence[int],
+    ids: Sequence[int] | np.ndarray,
     paths: Sequence[str],
     vectors: np.ndarray,
     splits: Sequence[str | None] | None = None,
@@ -118,7 +120,7 @@ def copy_images(
 
 def copy_captions(
     conn: psycopg.Connection,
-    image_ids: Sequence[int],
+    image_ids: Sequence[int] | np.ndarray,
     texts: Sequence[str],
     vectors: np.ndarray,
     progress: Progress | None = None,

@@ -48,7 +48,9 @@ def search(
     split: Annotated[str | None, typer.Option(help="Only images of this split (train, val ...).")] = None,
     ef_search: Annotated[
         int | None,
-        typer.Option(help="HNSW candidate list size (default 40; higher = better recall, slower)."),
+        typer.Option(
+            help="HNSW candidate list size (default 100, at least k; higher = better recall, slower)."
+        ),
     ] = None,
     probes: Annotated[
         int | None, typer.Option(help="IVFFlat lists to scan (default 1; higher = better recall, slower).")
