@@ -72,7 +72,9 @@ def _drop_database(server_url: str, name: str) -> None:
 def settings(server_url: str, template_url: str, tmp_path: Path) -> Iterator[Settings]:
     """Settings for a fresh database already migrated for the tiny test model (32-d, random weights)."""
     name = _fresh_database(server_url, TEMPLATE_DB)
-    yield Settings(database_url=with_database(server_url, name), home=tmp_path / "home", batch_size=8, workers=1)
+    yield Settings(
+        database_url=with_database(server_url, name), home=tmp_path / "home", batch_size=8, workers=1
+    )
     _drop_database(server_url, name)
 
 
@@ -80,7 +82,9 @@ def settings(server_url: str, template_url: str, tmp_path: Path) -> Iterator[Set
 def empty_settings(server_url: str, tmp_path: Path) -> Iterator[Settings]:
     """Settings for a fresh, empty database (no extension, no schema)."""
     name = _fresh_database(server_url, None)
-    yield Settings(database_url=with_database(server_url, name), home=tmp_path / "home", batch_size=8, workers=1)
+    yield Settings(
+        database_url=with_database(server_url, name), home=tmp_path / "home", batch_size=8, workers=1
+    )
     _drop_database(server_url, name)
 
 

@@ -61,9 +61,13 @@ def test_two_commands_starting_at_once_share_one_server(home):
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "vstore", "db", "url"],
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")},
-                 "VSTORE_HOME": str(home.home)},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")},
+                "VSTORE_HOME": str(home.home),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]
@@ -107,8 +111,16 @@ def test_a_pid_file_naming_a_foreign_process_is_treated_as_stale(home):
     embedded.stop(home)
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        lines = ["%d" % sleeper.pid, str(home.pgdata.resolve()), "1700000000", "5432", str(home.pgdata), "",
-                 "0 0", "ready"]
+        lines = [
+            str(sleeper.pid),
+            str(home.pgdata.resolve()),
+            "1700000000",
+            "5432",
+            str(home.pgdata),
+            "",
+            "0 0",
+            "ready",
+        ]
         (home.pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
         assert embedded.status(home).running is False
         embedded.start(home)

@@ -14,7 +14,11 @@ from tests.conftest import with_database
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")}
     return subprocess.run(
-        [sys.executable, "-m", "vstore", *args], env={**base, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "vstore", *args],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -29,7 +33,9 @@ def test_help_does_not_import_torch():
 
 
 def test_unreachable_server_is_one_line_naming_the_fix(tmp_path):
-    result = _run("db", "status", VSTORE_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", VSTORE_HOME=str(tmp_path))
+    result = _run(
+        "db", "status", VSTORE_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", VSTORE_HOME=str(tmp_path)
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -38,8 +44,9 @@ def test_unreachable_server_is_one_line_naming_the_fix(tmp_path):
 
 
 def test_missing_database_is_reported_with_the_fix(server_url, tmp_path):
-    result = _run("db", "status", VSTORE_DATABASE_URL=with_database(server_url, "no_such_db"),
-                  VSTORE_HOME=str(tmp_path))
+    result = _run(
+        "db", "status", VSTORE_DATABASE_URL=with_database(server_url, "no_such_db"), VSTORE_HOME=str(tmp_path)
+    )
     assert result.returncode == 1
     assert "does not exist" in result.stderr and "createdb" in result.stderr
     assert "Traceback" not in result.stderr

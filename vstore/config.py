@@ -26,7 +26,9 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     try:
         return int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer; set it to a whole number or unset it.") from None
+        raise ConfigError(
+            f"{name}={raw!r} is not an integer; set it to a whole number or unset it."
+        ) from None
 
 
 @dataclass(frozen=True)

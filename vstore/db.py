@@ -71,7 +71,9 @@ def connect(settings: Settings, *, autocommit: bool = False, vector: bool = True
 
 
 @contextmanager
-def connection(settings: Settings, *, autocommit: bool = False, vector: bool = True) -> Iterator[psycopg.Connection]:
+def connection(
+    settings: Settings, *, autocommit: bool = False, vector: bool = True
+) -> Iterator[psycopg.Connection]:
     conn = connect(settings, autocommit=autocommit, vector=vector)
     try:
         yield conn
@@ -84,7 +86,9 @@ def ensure_pgvector(conn: psycopg.Connection) -> str:
     row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
     if row:
         return str(row[0])
-    available = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    available = conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+    ).fetchone()
     if not available:
         raise PgvectorMissing(
             "pgvector is not installed on this PostgreSQL server. Install it "

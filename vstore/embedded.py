@@ -219,4 +219,3 @@ def status(settings: Settings) -> ServerStatus:
         pid=info.pid if running else None,
         url=_url_for(info) if running else None,
     )
-

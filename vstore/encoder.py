@@ -57,8 +57,8 @@ def model_dim(name: str) -> int:
     config = open_clip.get_model_config(name)
     if config is None:
         raise ConfigError(
-            f"open_clip has no model named {name!r}. See `python -c \"import open_clip; "
-            "print(open_clip.list_models())\"` for the names it knows."
+            f'open_clip has no model named {name!r}. See `python -c "import open_clip; '
+            'print(open_clip.list_models())"` for the names it knows.'
         )
     return int(config["embed_dim"])
 
@@ -129,7 +129,9 @@ class OpenClipEncoder:
                 torch.manual_seed(RANDOM_SEED)  # same weights in every process that opens this database
                 model, _, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=None)
             else:
-                model, _, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=spec.pretrained)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.name, pretrained=spec.pretrained
+                )
         except Exception as exc:  # network errors, missing files, bad tags all surface differently
             raise ModelLoadError(
                 f"could not load open_clip model {spec.name!r} with pretrained={spec.pretrained!r}: "

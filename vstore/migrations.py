@@ -3,7 +3,9 @@ the model record every other module checks against."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 
 import psycopg
 
@@ -28,11 +30,29 @@ def _alembic_config(settings: Settings, model_spec: ModelSpec | None = None):  #
     return config
 
 
+@cache
 def head_revision() -> str:
+    """The newest revision id, read from the revision files' `revision`/`down_revision` lines: importing
+    Alembic and SQLAlchemy costs about half a second, which a search should not pay. A branched history
+    (not expected) falls back to Alembic's own answer."""
+    from vstore.resources import alembic_dir
+
+    revisions, parents = set(), set()
+    for file in (alembic_dir() / "versions").glob("*.py"):
+        text = file.read_text()
+        revision = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
+        parent = re.search(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
+        if revision is None:
+            continue
+        revisions.add(revision.group(1))
+        if parent is not None:
+            parents.add(parent.group(1))
+    heads = revisions - parents
+    if len(heads) == 1:
+        return heads.pop()
     from alembic.script import ScriptDirectory
 
-    script = ScriptDirectory.from_config(_alembic_config(Settings()))
-    return str(script.get_current_head())
+    return str(ScriptDirectory.from_config(_alembic_config(Settings())).get_current_head())
 
 
 def current_revision(conn: psycopg.Connection) -> str | None:
@@ -62,10 +82,14 @@ def _run_alembic(settings: Settings, action: str, revision: str, spec: ModelSpec
     try:
         getattr(command, action)(config, revision)
     except DBAPIError as exc:
-        raise VstoreError(f"migration {action} to {revision} failed: {str(exc.orig).splitlines()[0]}") from exc
+        raise VstoreError(
+            f"migration {action} to {revision} failed: {str(exc.orig).splitlines()[0]}"
+        ) from exc
     except Exception as exc:  # alembic's CommandError for unknown revisions, etc.
         if type(exc).__name__ == "CommandError":
-            raise VstoreError(f"alembic {action} {revision}: {exc}. `vstore db status` shows the revision.") from exc
+            raise VstoreError(
+                f"alembic {action} {revision}: {exc}. `vstore db status` shows the revision."
+            ) from exc
         raise
 
 
@@ -91,8 +115,13 @@ def check_same_model(recorded: ModelSpec, wanted: ModelSpec) -> None:
     same = (
         recorded.name == wanted.name
         and recorded.dim == wanted.dim
-        and (recorded.pretrained == wanted.pretrained or
-             (recorded.checkpoint_sha256 is not None and recorded.checkpoint_sha256 == wanted.checkpoint_sha256))
+        and (
+            recorded.pretrained == wanted.pretrained
+            or (
+                recorded.checkpoint_sha256 is not None
+                and recorded.checkpoint_sha256 == wanted.checkpoint_sha256
+            )
+        )
     )
     if not same:
         raise ModelMismatch(
@@ -133,17 +162,24 @@ def schema_state(settings: Settings) -> SchemaState:
         return SchemaState(revision=current_revision(conn), head=head_revision(), model=read_model(conn))
 
 
-def require_model(settings: Settings) -> ModelSpec:
-    """The database's model; SchemaNotReady when the database is not migrated to head."""
-    state = schema_state(settings)
-    if state.model is None:
+def checked_model(conn: psycopg.Connection) -> ModelSpec:
+    """The database's model, after checking the schema is at head (SchemaNotReady says what to run)."""
+    model = read_model(conn)
+    if model is None:
         raise SchemaNotReady("this database is empty. Run `vstore init` (or `vstore ingest DIR`) first.")
-    if not state.current:
+    revision, head = current_revision(conn), head_revision()
+    if revision != head:
         raise SchemaNotReady(
-            f"the database schema is at revision {state.revision}, this vstore needs {state.head}. "
+            f"the database schema is at revision {revision}, this vstore needs {head}. "
             "Run `vstore db upgrade`."
         )
-    return state.model
+    return model
+
+
+def require_model(settings: Settings) -> ModelSpec:
+    """The database's model; SchemaNotReady when the database is empty or not migrated to head."""
+    with connection(settings, autocommit=True, vector=False) as conn:
+        return checked_model(conn)
 
 
 def resolve_model(settings: Settings) -> ModelSpec:

@@ -10,10 +10,8 @@ written to that cache, which is what `vstore.text('...')` reads for SQL clients.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,8 +21,9 @@ import psycopg
 from vstore.config import Settings
 from vstore.db import connect
 from vstore.encoder import Encoder, ModelSpec
-from vstore.errors import ConfigError, ModelMismatch, NotFound, SchemaNotReady
+from vstore.errors import ConfigError, ModelMismatch, NotFound
 from vstore.indexes import scalar, set_query_knobs
+from vstore.migrations import checked_model
 from vstore.sql import load
 
 Target = Literal["images", "captions"]
@@ -122,47 +121,6 @@ def _check_text(text: str) -> str:
     return text
 
 
-@cache
-def _head_revision() -> str:
-    """The newest Alembic revision id, read from the revision files' `revision`/`down_revision` lines.
-    migrations.head_revision() gives the same answer but imports Alembic and SQLAlchemy (about half a
-    second of CPU), which a search that needs no model should not pay; any doubt falls back to it."""
-    from vstore.resources import alembic_dir
-
-    revisions, parents = set(), set()
-    for file in (alembic_dir() / "versions").glob("*.py"):
-        text = file.read_text()
-        revision = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
-        parent = re.search(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
-        if revision is None:
-            continue
-        revisions.add(revision.group(1))
-        if parent is not None:
-            parents.add(parent.group(1))
-    heads = revisions - parents
-    if len(heads) != 1:  # branches, tuples of parents ...: let Alembic decide
-        from vstore.migrations import head_revision
-
-        return head_revision()
-    return heads.pop()
-
-
-def _checked_model(conn: psycopg.Connection, settings: Settings) -> ModelSpec:
-    """The database's model, after checking the schema is at head (SchemaNotReady says what to run)."""
-    from vstore.migrations import current_revision, read_model
-
-    model = read_model(conn)
-    if model is None:
-        raise SchemaNotReady("this database is empty. Run `vstore init` (or `vstore ingest DIR`) first.")
-    revision, head = current_revision(conn), _head_revision()
-    if revision != head:
-        raise SchemaNotReady(
-            f"the database schema is at revision {revision}, this vstore needs {head}. "
-            "Run `vstore db upgrade`."
-        )
-    return model
-
-
 class Store:
     """`with Store(settings) as store: store.search_text("a dog on a skateboard", k=5)`.
 
@@ -194,7 +152,7 @@ class Store:
             # autocommit: each search opens its own explicit transaction (conn.transaction()).
             conn = connect(self.settings, autocommit=True)
             try:
-                self._model = _checked_model(conn, self.settings)
+                self._model = checked_model(conn)
             except BaseException:
                 conn.close()
                 raise

@@ -31,7 +31,9 @@ def _model_spec():
 
 
 def _timestamps(*names):
-    return [sa.Column(n, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()) for n in names]
+    return [
+        sa.Column(n, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()) for n in names
+    ]
 
 
 def upgrade() -> None:
@@ -61,7 +63,9 @@ def upgrade() -> None:
     op.create_table(
         "images",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("dataset_id", sa.BigInteger, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "dataset_id", sa.BigInteger, sa.ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("split", sa.Text),
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("content_hash", sa.Text),
@@ -122,7 +126,10 @@ def upgrade() -> None:
             "INSERT INTO embedding_model (id, name, pretrained, checkpoint_sha256, dim, random_weights) "
             "VALUES (1, :name, :pretrained, :sha, :dim, :random)"
         ).bindparams(
-            name=spec.name, pretrained=spec.pretrained, sha=spec.checkpoint_sha256, dim=dim,
+            name=spec.name,
+            pretrained=spec.pretrained,
+            sha=spec.checkpoint_sha256,
+            dim=dim,
             random=spec.random_weights,
         )
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,10 +13,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 @app.command()
 def init(
-    model: Annotated[Optional[str], typer.Option(help="open_clip architecture, e.g. ViT-B-32, RN50.")] = None,
+    model: Annotated[str | None, typer.Option(help="open_clip architecture, e.g. ViT-B-32, RN50.")] = None,
     pretrained: Annotated[
-        Optional[str],
-        typer.Option(help="Weights: a tag (openai, laion2b_s34b_b79k), a local checkpoint path, or 'random'."),
+        str | None,
+        typer.Option(
+            help="Weights: a tag (openai, laion2b_s34b_b79k), a local checkpoint path, or 'random'."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -86,7 +88,9 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision; 'base' removes everything.")]) -> None:
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision; 'base' removes everything.")],
+) -> None:
     """Revert Alembic migrations. `downgrade base` drops every vstore table and function (data included)."""
     from vstore.migrations import downgrade
 
