@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -20,6 +21,17 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: typed errors become one line on stderr and an exit code, never a traceback."""
+    code = _run(argv)
+    if argv is None and "torch" in sys.modules:
+        # As the process's entry point, skip interpreter teardown once torch is loaded: unloading it
+        # takes about a second, longer than a cached search itself. Everything is flushed and closed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         result = app(args=argv, prog_name="vstore", standalone_mode=False)
         return result if isinstance(result, int) else 0
