@@ -8,7 +8,9 @@ real FLOPs, for pipeline tests and throughput runs). torch and open_clip are imp
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,6 +100,17 @@ class Encoder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def pick_device(device: str) -> str:
     import torch
 
@@ -127,7 +140,8 @@ class OpenClipEncoder:
         try:
             if spec.random_weights:
                 torch.manual_seed(RANDOM_SEED)  # same weights in every process that opens this database
-                model, _, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=None)
+                with _quiet_root_logger():  # open_clip warns "no pretrained weights"; vstore warns itself
+                    model, _, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=None)
             else:
                 model, _, preprocess = open_clip.create_model_and_transforms(
                     spec.name, pretrained=spec.pretrained

@@ -20,7 +20,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
 )
 db_app = typer.Typer(help="The database: embedded server lifecycle, URL, migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
