@@ -46,6 +46,7 @@ def storage_effect(
     dim = require_model(settings).dim
     out = []
     with connection(settings, autocommit=True) as conn:
+        conn.execute("SET max_parallel_workers_per_gather = 0")  # one process per query, like `compare`
         n = int(conn.execute("SELECT count(*) FROM public.images WHERE embedding IS NOT NULL").fetchone()[0])
         if n == 0:
             raise NotFound("there are no image vectors; ingest data or run `vstore bench synth` first.")

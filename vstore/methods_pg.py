@@ -81,12 +81,14 @@ class PgvectorMethod(SearchMethod):
         self.keep_index = False
         self.hide: list[str] = []  # other vector indexes dropped inside each setting's transaction
         self._probe = corpus.vectors[0] if len(corpus) else None
+        self.threads = 1  # processes per query: the leader plus threads - 1 parallel workers
 
     @classmethod
     def open(cls, kind: str, corpus: Corpus, settings: Settings, options: BuildOptions) -> PgvectorMethod:
         if kind not in PG_KINDS:
             raise ConfigError(f"unknown pgvector method {kind!r}; choose one of {', '.join(PG_KINDS)}.")
         method = cls(kind, corpus, connect(settings))
+        method.threads = options.threads
         try:
             method._prepare_index(corpus, options)
             method._check_plan()
@@ -178,6 +180,8 @@ class PgvectorMethod(SearchMethod):
         indexes.set_query_knobs(
             conn, ef_search=params.get("ef_search"), probes=params.get("probes"), exact=self.kind == "exact"
         )
+        # Same parallelism as Faiss/numpy get: a parallel seq scan would otherwise use 3 processes.
+        conn.execute(f"SET LOCAL max_parallel_workers_per_gather = {max(0, int(self.threads) - 1)}")
         if self.kind != "exact":
             # Measure the index even where the planner would scan (small, never-analysed tables).
             conn.execute("SET LOCAL enable_seqscan = off")
