@@ -10,6 +10,7 @@ from vstore import indexes
 from vstore.cli import main
 from vstore.compare import compare
 from vstore.db import connect
+from vstore.errors import ConfigError
 from vstore.methods import EXACT_METHODS, BuildOptions, parse_methods
 from vstore.synth import load_synthetic
 
@@ -132,5 +133,27 @@ def test_storage_bench_measures_each_variant_and_leaves_no_tables(synthetic):
     rows = storage_effect(synthetic, queries=3, repeats=1)
     assert [r.variant for r in rows] == list(VARIANTS) and all(r.rows == 400 and r.p50_ms > 0 for r in rows)
     with connect(synthetic) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'vstore_bench_%'").fetchone()[0]
+        left = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'vstore_bench_%'"
+        ).fetchone()[0]
     assert left == 0
+
+
+def image_index_kinds(settings) -> set[str]:
+    with connect(settings) as conn:
+        return {i.kind for i in indexes.list_indexes(conn) if i.table == "images"}
+
+
+def test_missing_hnsw_index_is_built_for_the_run_and_removed_after(synthetic):
+    with connect(synthetic) as conn:
+        indexes.drop_index(conn, "images", "hnsw")
+    options = BuildOptions(m=8, ef_construction=32, ef_sweep=(40,))
+    row = compare(synthetic, queries=6, methods=["pgvector-hnsw"], options=options, repeats=1).rows[0]
+    assert row.build_s is not None and row.build_params == {"m": 8, "ef_construction": 32}
+    assert image_index_kinds(synthetic) == set()
+
+
+def test_other_hnsw_parameters_than_the_schema_index_are_refused_and_the_index_kept(synthetic):
+    with pytest.raises(ConfigError, match="vstore index create"):
+        compare(synthetic, queries=4, methods=["pgvector-hnsw"], options=BuildOptions(m=32), repeats=1)
+    assert image_index_kinds(synthetic) == {"hnsw"}

@@ -113,22 +113,35 @@ class PgvectorMethod(SearchMethod):
                 or (existing and _index_option(existing.definition, "ef_construction"))
                 or 64
             )
-            same = (
-                existing is not None
-                and _index_option(existing.definition, "m") == m
-                and (_index_option(existing.definition, "ef_construction") == efc)
-            )
-            if existing is None or options.rebuild_hnsw or not same:
+            if existing is not None and (
+                _index_option(existing.definition, "m"),
+                _index_option(existing.definition, "ef_construction"),
+            ) != (m, efc):
+                raise ConfigError(
+                    f"the {self.table} HNSW index has other parameters than --m {m} --ef-construction {efc}; "
+                    "compare measures the index that exists: drop those options, or rebuild it first with "
+                    f"`vstore index create --table {self.table} --type hnsw --m {m} --ef-construction {efc}`."
+                )
+            if existing is None or options.rebuild_hnsw:
+                # A rebuilt schema index stays; one that was absent is removed again afterwards.
+                self.created_index = None if existing is not None else indexes.index_name(self.table, "hnsw")
                 existing, self.build_s = build_pg_index(
                     conn, self.table, "hnsw", workers=options.build_threads, m=m, ef_construction=efc
                 )
-                # A rebuilt schema index stays; one that was absent is removed again afterwards.
-                self.created_index = None if same or options.rebuild_hnsw else existing.name
             self.build_params = {"m": m, "ef_construction": efc}
             self.sweep = [{"ef_search": e} for e in options.ef_sweep]
         else:
             lists = options.nlist or default_nlist(len(corpus))
-            if existing is None or (options.nlist and _index_option(existing.definition, "lists") != lists):
+            if (
+                existing is not None
+                and options.nlist
+                and _index_option(existing.definition, "lists") != lists
+            ):
+                raise ConfigError(
+                    f"the {self.table} IVFFlat index has another list count than --nlist {lists}; drop "
+                    f"that option or the index (`vstore index drop --table {self.table} --type ivfflat`)."
+                )
+            if existing is None:
                 existing, self.build_s = build_pg_index(
                     conn, self.table, "ivfflat", workers=options.build_threads, lists=lists
                 )
