@@ -157,3 +157,11 @@ def test_other_hnsw_parameters_than_the_schema_index_are_refused_and_the_index_k
     with pytest.raises(ConfigError, match="vstore index create"):
         compare(synthetic, queries=4, methods=["pgvector-hnsw"], options=BuildOptions(m=32), repeats=1)
     assert image_index_kinds(synthetic) == {"hnsw"}
+
+
+def test_cli_bench_synth_fills_a_scratch_dataset(settings, monkeypatch, capsys):
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    assert main(["bench", "synth", "--rows", "50", "--captions-per-image", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 50 and report["captions"] == 100 and report["dim"] == 32
+    assert main(["bench", "synth", "--rows", "10", "--dim", "512"]) == 1  # not the database's dimension
