@@ -47,7 +47,8 @@ def storage_effect(
     out = []
     with connection(settings, autocommit=True) as conn:
         conn.execute("SET max_parallel_workers_per_gather = 0")  # one process per query, like `compare`
-        n = int(conn.execute("SELECT count(*) FROM public.images WHERE embedding IS NOT NULL").fetchone()[0])
+        counted = conn.execute("SELECT count(*) FROM public.images WHERE embedding IS NOT NULL").fetchall()
+        n = int(counted[0][0])
         if n == 0:
             raise NotFound("there are no image vectors; ingest data or run `vstore bench synth` first.")
         sample = conn.execute(
@@ -74,7 +75,7 @@ def storage_effect(
                     "coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) "
                     "FROM pg_class AS c WHERE c.oid = %s::regclass",
                     (f"public.{table}",),
-                ).fetchone()
+                ).fetchall()[0]
                 query = f"SELECT id FROM public.{table} ORDER BY embedding <=> %b::{column_type} LIMIT %b"
                 latencies = np.empty((repeats, len(probes)))
                 for probe in probes:  # warm-up: the table into shared buffers / page cache
@@ -88,7 +89,7 @@ def storage_effect(
                     float(
                         conn.execute(
                             f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {query}", (p, k)
-                        ).fetchone()[0][0]["Execution Time"]
+                        ).fetchall()[0][0][0]["Execution Time"]
                     )
                     for p in probes[:5]
                 ]

@@ -173,8 +173,9 @@ def machine_info(settings: Settings, threads: int) -> dict[str, Any]:
     from vstore.db import connection
 
     with connection(settings) as conn:
-        pg = conn.execute("SELECT current_setting('server_version')").fetchone()[0]
-        pgvector = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        pg = conn.execute("SELECT current_setting('server_version')").fetchall()[0][0]
+        extension = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchall()
+    pgvector = extension[0][0] if extension else None
     return {
         "cpu_count": os.cpu_count(),
         "threads": threads,

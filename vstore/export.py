@@ -58,7 +58,7 @@ def vector_query(table: str) -> str:
 
 
 def count_vectors(conn: psycopg.Connection, table: str) -> int:
-    return int(conn.execute(f"SELECT count(*) FROM ({vector_query(table)}) AS exported").fetchone()[0])
+    return int(conn.execute(f"SELECT count(*) FROM ({vector_query(table)}) AS exported").fetchall()[0][0])
 
 
 def iter_vector_chunks(
@@ -196,7 +196,7 @@ def _export_parquet(
     # A named (server-side) cursor streams the metadata in the same id order as the vector COPY.
     with conn.cursor(name=f"export_{table}_meta") as meta_cur:
         meta_cur.execute(meta_sql)
-        names = [d.name for d in meta_cur.description]
+        names = [d.name for d in meta_cur.description or []]
         schema = None
         writer = None
         try:

@@ -279,6 +279,7 @@ def build_faiss(
     faiss.omp_set_num_threads(threads)
     ip = faiss.METRIC_INNER_PRODUCT
     started = time.perf_counter()
+    index: Any
     if kind == "flat":
         index, params = faiss.IndexFlatIP(dim), {}
     elif kind == "hnsw":

@@ -101,7 +101,7 @@ class PgvectorMethod(SearchMethod):
         conn = self.conn
         if self.kind == "exact":
             self.size_bytes = int(
-                conn.execute("SELECT pg_table_size(%s::regclass)", (f"public.{self.table}",)).fetchone()[0]
+                conn.execute("SELECT pg_table_size(%s::regclass)", (f"public.{self.table}",)).fetchall()[0][0]
             )
             conn.commit()
             return
@@ -158,7 +158,7 @@ class PgvectorMethod(SearchMethod):
             return set()
         plan = self.conn.execute(
             f"EXPLAIN (FORMAT JSON) {self.query_sql}", {"q": self._probe, "k": 10}
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         return set(re.findall(r'"Index Name": "([^"]+)"', json.dumps(plan)))
 
     def _check_plan(self) -> None:
@@ -215,7 +215,7 @@ class PgvectorMethod(SearchMethod):
             plan = self.conn.execute(
                 f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {self.query_sql}",
                 {"q": np.asarray(query, dtype=np.float32), "k": k},
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             times.append(float(plan[0]["Execution Time"]))
         return times
 
