@@ -26,16 +26,27 @@ DATABASE_NAME = "vstore"
 
 # Tuning written once into the cluster's config: HNSW builds want a big maintenance_work_mem (the graph
 # must fit in it or the build slows down sharply), and two parallel maintenance workers use both cores.
+# shared_buffers is a quarter of RAM (at most 4 GB): a sequential scan of a table larger than a quarter of
+# shared_buffers goes through a small ring buffer, which made exact scans of 100k x 512 rows 30% slower
+# at 512 MB (docs/benchmarks.md).
 _SERVER_CONF = """\
 # written by vstore (embedded server tuning)
-shared_buffers = '512MB'
+shared_buffers = '{shared_buffers_mb}MB'
 maintenance_work_mem = '2GB'
 max_parallel_maintenance_workers = 2
 max_parallel_workers_per_gather = 2
 work_mem = '64MB'
-effective_cache_size = '8GB'
+effective_cache_size = '{cache_mb}MB'
 random_page_cost = 1.1
 """
+
+
+def _server_conf() -> str:
+    import psutil
+
+    ram_mb = psutil.virtual_memory().total // (1 << 20)
+    shared = max(128, min(4096, ram_mb // 4))
+    return _SERVER_CONF.format(shared_buffers_mb=shared, cache_mb=max(shared, ram_mb // 2))
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,7 @@ def _write_tuning(pgdata: Path) -> None:
     marker = "# written by vstore"
     text = conf.read_text()
     if marker not in text:
-        conf.write_text(text + "\n" + _SERVER_CONF)
+        conf.write_text(text + "\n" + _server_conf())
 
 
 def _ensure_database(admin_url: str) -> None:
