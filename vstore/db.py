@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -106,3 +107,11 @@ def ensure_pgvector(conn: psycopg.Connection) -> str:
         ) from exc
     row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
     return str(row[0]) if row else "?"
+
+
+def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+    """The first column of the first row of a query that always returns one (count(*), RETURNING id)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"query returned no row: {sql.splitlines()[0]}")
+    return row[0]

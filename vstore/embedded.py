@@ -222,11 +222,11 @@ def stop(settings: Settings) -> bool:
 def status(settings: Settings) -> ServerStatus:
     pgdata = settings.pgdata.resolve()
     info = _postmaster(pgdata) if pgdata.exists() else None
-    running = _is_our_postmaster(info, pgdata) and info.status == "ready"
+    running = info is not None and _is_our_postmaster(info, pgdata) and info.status == "ready"
     return ServerStatus(
         pgdata=pgdata,
         initialized=(pgdata / "PG_VERSION").exists(),
         running=running,
-        pid=info.pid if running else None,
+        pid=info.pid if running and info is not None else None,
         url=_url_for(info) if running else None,
     )

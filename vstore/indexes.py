@@ -9,23 +9,15 @@ user text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import psycopg
 
+from vstore.db import scalar
 from vstore.errors import ConfigError, NotFound
 
 VECTOR_TABLES = ("images", "captions")
 INDEX_KINDS = ("hnsw", "ivfflat")
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
-
-
-def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
-    """The first column of the first row of a query that always returns one (count(*), RETURNING id)."""
-    row = conn.execute(sql, params).fetchone()
-    if row is None:
-        raise RuntimeError(f"query returned no row: {sql.splitlines()[0]}")
-    return row[0]
 
 
 def index_name(table: str, kind: str) -> str:

@@ -63,7 +63,7 @@ def throughput(settings: Settings, images: int, repeats: int) -> None:
 
     spec = prepare_model(settings)
     encoder = load_encoder(spec, device=settings.device, threads=settings.threads)
-    size = getattr(encoder.image_transform().transforms[0], "size", 224)
+    size = getattr(getattr(encoder.image_transform(), "transforms", [None])[0], "size", 224)
     side = size if isinstance(size, int) else max(size)
     batch = settings.batch_size
     pixels = np.random.default_rng(0).standard_normal((batch, 3, side, side)).astype(np.float32)
@@ -170,7 +170,7 @@ def copy_vs_insert(settings: Settings, rows: int) -> None:
 def hnsw(settings: Settings, sizes: list[int], dim: int = 512) -> None:
     """Loading n vectors into a table with an HNSW index (batches of 64, committed, as an ingest does)
     vs loading with no index and building it afterwards (parallel maintenance workers)."""
-    from vstore.db import connection
+    from vstore.db import connection, scalar
 
     rng = np.random.default_rng(2)
     for n in sizes:
@@ -201,7 +201,7 @@ def hnsw(settings: Settings, sizes: list[int], dim: int = 512) -> None:
                     conn.execute(index)
                     conn.execute("ANALYZE public.vstore_bench_hnsw")
                 timings[mode] = time.perf_counter() - started
-            workers = conn.execute("SHOW max_parallel_maintenance_workers").fetchone()[0]
+            workers = scalar(conn, "SHOW max_parallel_maintenance_workers")
             conn.execute("DROP TABLE IF EXISTS public.vstore_bench_hnsw")
         _emit(
             measure="hnsw_load",

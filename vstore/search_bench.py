@@ -24,8 +24,7 @@ import numpy as np
 import psycopg
 
 from vstore.config import Settings
-from vstore.db import connect
-from vstore.indexes import scalar
+from vstore.db import connect, scalar
 
 PLAIN_KNN = "SELECT id FROM public.images ORDER BY embedding <=> %b LIMIT %b"  # %b: binary parameters
 DEFAULT_EF = (10, 20, 40, 64, 100, 200)

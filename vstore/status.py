@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vstore.config import Settings
-from vstore.db import connection, redact
+from vstore.db import connection, redact, scalar
 
 
 def database_status(settings: Settings) -> dict[str, Any]:
@@ -20,7 +20,7 @@ def database_status(settings: Settings) -> dict[str, Any]:
             server = embedded.status(settings)
             report["server"] = f"embedded, pid {server.pid}" if server.running else "embedded, not running"
             report["pgdata"] = str(server.pgdata)
-        report["postgres"] = conn.execute("SHOW server_version").fetchone()[0]
+        report["postgres"] = scalar(conn, "SHOW server_version")
         ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
         report["pgvector"] = ext[0] if ext else "not installed in this database"
         revision = current_revision(conn)
@@ -31,5 +31,5 @@ def database_status(settings: Settings) -> dict[str, Any]:
             report["model"] = model.label + (" (RANDOM WEIGHTS)" if model.random_weights else "")
             report["dim"] = model.dim
             for table in ("datasets", "images", "captions", "text_queries"):
-                report[table] = conn.execute(f"SELECT count(*) FROM public.{table}").fetchone()[0]
+                report[table] = scalar(conn, f"SELECT count(*) FROM public.{table}")
     return report

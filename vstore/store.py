@@ -19,10 +19,10 @@ import numpy as np
 import psycopg
 
 from vstore.config import Settings
-from vstore.db import connect
+from vstore.db import connect, scalar
 from vstore.encoder import Encoder, ModelSpec
 from vstore.errors import ConfigError, ModelMismatch, NotFound
-from vstore.indexes import scalar, set_query_knobs
+from vstore.indexes import set_query_knobs
 from vstore.migrations import checked_model
 from vstore.sql import load
 

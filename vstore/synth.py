@@ -16,9 +16,8 @@ import numpy as np
 import psycopg
 
 from vstore.config import Settings
-from vstore.db import connection
+from vstore.db import connection, scalar
 from vstore.errors import ConfigError, ModelMismatch
-from vstore.indexes import scalar
 
 SYNTH_FORMAT = "synthetic"
 SPLIT_VAL_EVERY = 20  # every 20th image is in split "val" (5% of rows, for filtered-search benchmarks)

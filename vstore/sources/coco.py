@@ -127,14 +127,14 @@ class CocoSource:
             if not isinstance(ann, dict):
                 self.stats.captions_unknown_image += 1
                 continue
-            name = by_id.get(ann.get("image_id"))
-            if name is None:
+            caption_of = by_id.get(ann.get("image_id"))
+            if caption_of is None:
                 self.stats.captions_unknown_image += 1
                 continue
             text = clean_caption(ann.get("caption"), self.stats)
             if text is None:
                 continue
-            captions[name].append(CaptionRecord(str(ann.get("id", f"#{index}")), text))
+            captions[caption_of].append(CaptionRecord(str(ann.get("id", f"#{index}")), text))
         del data, by_id
         on_disk = dict(walk_images(folder)) if folder.is_dir() else {}
         on_disk_posix = {rel.replace(os.sep, "/"): full for rel, full in on_disk.items()}
