@@ -93,3 +93,19 @@ def test_init_refuses_a_second_model_on_the_same_database(settings):
     with pytest.raises(ModelMismatch, match="vstore-tiny/random"):
         init(settings, model="RN50", pretrained="random")
     assert init(settings, model="vstore-tiny", pretrained="random").dim == 32
+
+
+def test_unwritable_output_file_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from vstore.cli import _run as run_cli
+    from vstore.cli.app import app
+
+    @app.command("raise-oserror-for-test", hidden=True)
+    def _raise() -> None:
+        open("/no/such/dir/out.json", "w")
+
+    try:
+        assert run_cli(["raise-oserror-for-test"]) == 1
+    finally:
+        app.registered_commands.pop()
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "/no/such/dir/out.json" in err and "Traceback" not in err

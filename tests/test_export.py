@@ -122,3 +122,9 @@ def test_cli_export_writes_manifest_and_reports_counts(settings, tmp_path, monke
     assert printed["counts"] == {"images": 4}
     assert json.loads((tmp_path / "cli" / "manifest.json").read_text())["counts"] == {"images": 4}
     assert main(["export", str(tmp_path / "bad"), "--format", "csv"]) == 2
+
+
+def test_export_into_a_file_is_a_config_error(settings, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        export(settings, tmp_path / "afile")

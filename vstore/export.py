@@ -244,7 +244,12 @@ def export(
         vector_query(table)
     spec = require_model(settings)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is a file; give a folder to export into.")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {out_dir}: {exc.strerror or exc}.") from exc
     started = time.perf_counter()
     report = ExportReport(
         out_dir=out_dir, format=format, model=spec.name, pretrained=spec.pretrained, dim=spec.dim

@@ -53,6 +53,10 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         typer.echo("Interrupted.", err=True)
         return 130
+    except OSError as exc:  # an output file or folder that cannot be written (missing parent, a file, ...)
+        where = f": {exc.filename}" if exc.filename else ""
+        typer.echo(f"Error: {exc.strerror or exc}{where}", err=True)
+        return 1
 
 
 if __name__ == "__main__":
