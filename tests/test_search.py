@@ -225,6 +225,9 @@ def test_bad_options_give_clear_errors(settings, corpus):
             store.search_like(corpus["ids"][0], k=0)
         with pytest.raises(ConfigError, match="unknown target"):
             store.search_like(corpus["ids"][0], target="videos")
+        for bad in (0, -5, 1001):
+            with pytest.raises(ConfigError, match="--ef-search must be between"):
+                store.search_like(corpus["ids"][0], ef_search=bad)
         with pytest.raises(NotFound, match="no image with id 999999"):
             store.search_like(999999)
         with pytest.raises(ConfigError, match="empty"):

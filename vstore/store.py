@@ -218,6 +218,8 @@ class Store:
             raise ConfigError(f"unknown target {opts.target!r}; choose images or captions.")
         if not 1 <= opts.k <= MAX_K:
             raise ConfigError(f"-k must be between 1 and {MAX_K}.")
+        if opts.ef_search is not None and not 1 <= opts.ef_search <= MAX_K:
+            raise ConfigError(f"--ef-search must be between 1 and {MAX_K}.")
         if vector.shape != (self.model.dim,):
             raise ModelMismatch(
                 f"query vector has shape {vector.shape}, this database holds {self.model.dim}-d."
