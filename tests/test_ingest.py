@@ -12,9 +12,9 @@ import pytest
 from tests import imagegen
 from vstore.config import Settings
 from vstore.db import connection
+from vstore.db import vector_array as as_array
 from vstore.errors import ModelMismatch, SourceError
 from vstore.ingest import ingest
-from vstore.writer import as_array
 
 
 class CountingEncoder:

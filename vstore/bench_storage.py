@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vstore.config import Settings
-from vstore.db import connection
+from vstore.db import connection, vector_array
 from vstore.errors import NotFound
 
 # variant -> (column type template, storage); table names and types come only from here.
@@ -56,9 +56,7 @@ def storage_effect(
             "ORDER BY md5(id::text || %s) LIMIT %s",
             (str(seed), queries),
         ).fetchall()
-        probes = [
-            np.asarray(r[0].to_numpy() if hasattr(r[0], "to_numpy") else r[0], np.float32) for r in sample
-        ]
+        probes = [vector_array(r[0]) for r in sample]
         for variant, (type_template, storage) in VARIANTS.items():
             table, column_type = f"vstore_bench_{variant}", type_template.format(dim=dim)
             conn.execute(f"DROP TABLE IF EXISTS public.{table}")

@@ -80,7 +80,7 @@ def _sample_table(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ids, vectors) of up to n random rows of a table, without loading the whole table."""
     from vstore import sql
-    from vstore.db import connection
+    from vstore.db import connection, vector_array
 
     with connection(settings) as conn:
         ids = np.array(
@@ -90,7 +90,7 @@ def _sample_table(
             return ids[:0], np.zeros((0, 0), np.float32)
         chosen = np.sort(rng.choice(ids, size=min(n, len(ids)), replace=False))
         rows = conn.execute(sql.load("queries/compare_vectors_" + table), {"ids": chosen.tolist()}).fetchall()
-    found = {int(r[0]): r[1].to_numpy() if hasattr(r[1], "to_numpy") else np.asarray(r[1]) for r in rows}
+    found = {int(r[0]): vector_array(r[1]) for r in rows}
     return chosen, np.stack([found[int(i)] for i in chosen]).astype(np.float32)
 
 

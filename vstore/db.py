@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from vstore.config import Settings
@@ -115,3 +116,10 @@ def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
     if row is None:
         raise RuntimeError(f"query returned no row: {sql.splitlines()[0]}")
     return row[0]
+
+
+def vector_array(value: object) -> np.ndarray:
+    """A vector column value as float32: pgvector's adapter gives a Vector (binary results) or an ndarray
+    (text results)."""
+    to_numpy = getattr(value, "to_numpy", None)
+    return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from vstore.db import vector_array
 from vstore.encoder import Encoder, l2_normalise
 from vstore.errors import NotFound
-from vstore.zeroshot import as_array
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -55,7 +55,7 @@ def load_captions(conn: Any, dataset_id: int | None, limit: int | None, rng: np.
     rows = conn.execute(
         "SELECT id, embedding FROM public.captions WHERE id = ANY(%s) ORDER BY id", ([c[0] for c in chosen],)
     ).fetchall()
-    vectors = l2_normalise(np.stack([as_array(r[1]) for r in rows]))
+    vectors = l2_normalise(np.stack([vector_array(r[1]) for r in rows]))
     return vectors, np.array([c[1] for c in chosen], dtype=np.int64)
 
 

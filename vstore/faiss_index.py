@@ -188,7 +188,7 @@ class SideIndex:
 
 def stored_vector(settings: Settings, table: str, row_id: int) -> np.ndarray:
     """The embedding of a stored image/caption (for `--like ID`)."""
-    from vstore.db import connection
+    from vstore.db import connection, vector_array
     from vstore.export import EXPORT_TABLES
 
     if table not in EXPORT_TABLES:
@@ -197,8 +197,7 @@ def stored_vector(settings: Settings, table: str, row_id: int) -> np.ndarray:
         row = conn.execute(f"SELECT embedding FROM public.{table} WHERE id = %s", (int(row_id),)).fetchone()
     if row is None or row[0] is None:
         raise NotFound(f"there is no {table[:-1]} with id {row_id} and an embedding.")
-    value = row[0].to_numpy() if hasattr(row[0], "to_numpy") else row[0]  # Vector (binary) or ndarray (text)
-    return np.asarray(value, dtype=np.float32)
+    return vector_array(row[0])
 
 
 def describe_hits(settings: Settings, table: str, hits: list[FaissHit]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ import numpy as np
 import psycopg
 
 from vstore.config import Settings
-from vstore.db import connect, scalar
+from vstore.db import connect, scalar, vector_array
 
 PLAIN_KNN = "SELECT id FROM public.images ORDER BY embedding <=> %b LIMIT %b"  # %b: binary parameters
 DEFAULT_EF = (10, 20, 40, 64, 100, 200)
@@ -66,14 +66,13 @@ class SearchBenchReport:
 
 def _queries(conn: psycopg.Connection, n: int, seed: int) -> np.ndarray:
     """Query vectors near stored ones (a stored vector plus noise): realistic neighbourhoods, not copies."""
-    from vstore.store import _as_array
     from vstore.synth import _unit
 
     conn.execute("SELECT setseed(%s)", (0.5 + seed / 1e6,))  # the same query rows in every run
     rows = conn.execute(
         "SELECT embedding FROM public.images WHERE embedding IS NOT NULL ORDER BY random() LIMIT %s", (n,)
     ).fetchall()
-    stored = np.stack([_as_array(r[0]) for r in rows])
+    stored = np.stack([vector_array(r[0]) for r in rows])
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(stored.shape).astype(np.float32) * (0.3 / np.sqrt(stored.shape[1]))
     return _unit(stored + noise).astype(np.float32)

@@ -19,7 +19,7 @@ import numpy as np
 import psycopg
 
 from vstore.config import Settings
-from vstore.db import connect, scalar
+from vstore.db import connect, scalar, vector_array
 from vstore.encoder import Encoder, ModelSpec
 from vstore.errors import ConfigError, ModelMismatch, NotFound
 from vstore.indexes import set_query_knobs
@@ -104,13 +104,6 @@ class ImageRecord:
 
 def absolute_path(root: str, relative: str) -> str:
     return os.path.join(root, *relative.split("/"))
-
-
-def _as_array(value: Any) -> np.ndarray:
-    """pgvector returns numpy arrays (text format) or Vector objects (binary format)."""
-    if hasattr(value, "to_numpy"):
-        value = value.to_numpy()
-    return np.asarray(value, dtype=np.float32)
 
 
 def _check_text(text: str) -> str:
@@ -207,7 +200,7 @@ class Store:
                 f"image {image_id} has no embedding (status {row[1]!r}); re-run the ingest for it."
             )
         opts = SearchOptions(**options)
-        return self._search(_as_array(row[0]), opts, exclude_id=int(image_id))
+        return self._search(vector_array(row[0]), opts, exclude_id=int(image_id))
 
     def search_vector(self, vector: np.ndarray, **options: Any) -> list[Hit]:
         """The k nearest images or captions to an L2-normalised vector of the database's dimension."""
@@ -279,7 +272,7 @@ class Store:
         conn = self.conn
         unique = list(dict.fromkeys(texts))
         found = {
-            r[0]: _as_array(r[1])
+            r[0]: vector_array(r[1])
             for r in conn.execute(load("queries/search_cached_texts"), {"texts": unique}).fetchall()
         }
         missing = [t for t in unique if t not in found]

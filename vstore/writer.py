@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
+from vstore.db import vector_array
 from vstore.sql import load
 
 IMAGE_STAGE_TYPES = [
@@ -35,12 +36,6 @@ IMAGE_STAGE_COLUMNS = (
     "split, path, content_hash, size, mtime, width, height, source_id, label, status, error, embedding, touch"
 )
 CAPTION_STAGE_TYPES = ["text", "text", "text", "vector"]
-
-
-def as_array(value: object) -> np.ndarray:
-    """A vector column value (pgvector's Vector, or an ndarray) as float32."""
-    to_numpy = getattr(value, "to_numpy", None)
-    return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -153,7 +148,7 @@ class Writer:
             rows = self.conn.execute(
                 load("queries/ingest_embeddings_by_hash"), {"hashes": list(hashes)}
             ).fetchall()
-        return {r[0]: (as_array(r[1]), r[2], r[3]) for r in rows}
+        return {r[0]: (vector_array(r[1]), r[2], r[3]) for r in rows}
 
     def remember_seen(self, paths: Sequence[str]) -> None:
         """Record scanned paths in the session's temp table (kept across commits, never in Python)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
+from vstore.db import vector_array
 from vstore.encoder import Encoder, l2_normalise
 from vstore.errors import ConfigError
 from vstore.metrics import top_k_accuracy
@@ -53,12 +54,6 @@ def prompt(template: str, label: str) -> str:
     return template.replace(PLACEHOLDER, label_text(label))
 
 
-def as_array(value: object) -> np.ndarray:
-    """A pgvector value as float32 numpy (psycopg returns Vector objects for binary results)."""
-    to_numpy = getattr(value, "to_numpy", None)
-    return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)
-
-
 def load_labelled(conn: psycopg.Connection, dataset_id: int | None) -> tuple[list[str], np.ndarray]:
     """Labels and embeddings of the labelled, embedded, ok images (of one dataset, or all)."""
     rows = conn.execute(
@@ -69,7 +64,7 @@ def load_labelled(conn: psycopg.Connection, dataset_id: int | None) -> tuple[lis
     ).fetchall()
     if not rows:
         return [], np.zeros((0, 0), dtype=np.float32)
-    vectors = np.stack([as_array(r[1]) for r in rows])
+    vectors = np.stack([vector_array(r[1]) for r in rows])
     return [str(r[0]) for r in rows], l2_normalise(vectors)
 
 
