@@ -186,20 +186,6 @@ class SideIndex:
         return hits[:k]
 
 
-def stored_vector(settings: Settings, table: str, row_id: int) -> np.ndarray:
-    """The embedding of a stored image/caption (for `--like ID`)."""
-    from vstore.db import connection, vector_array
-    from vstore.export import EXPORT_TABLES
-
-    if table not in EXPORT_TABLES:
-        raise ConfigError(f"unknown table {table!r}.")
-    with connection(settings) as conn:
-        row = conn.execute(f"SELECT embedding FROM public.{table} WHERE id = %s", (int(row_id),)).fetchone()
-    if row is None or row[0] is None:
-        raise NotFound(f"there is no {table[:-1]} with id {row_id} and an embedding.")
-    return vector_array(row[0])
-
-
 def describe_hits(settings: Settings, table: str, hits: list[FaissHit]) -> list[dict[str, Any]]:
     """Hits as dicts with what the database knows of each id (an image's path, a caption's text)."""
     from vstore import sql

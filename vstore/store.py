@@ -192,6 +192,11 @@ class Store:
 
     def search_like(self, image_id: int, **options: Any) -> list[Hit]:
         """A stored image -> the images nearest to it (itself excluded), or its nearest captions."""
+        opts = SearchOptions(**options)
+        return self._search(self.image_vector(image_id), opts, exclude_id=int(image_id))
+
+    def image_vector(self, image_id: int) -> np.ndarray:
+        """The stored embedding of an image (the query of `--like ID`)."""
         row = self.conn.execute(load("queries/search_image_embedding"), {"id": int(image_id)}).fetchone()
         if row is None:
             raise NotFound(f"there is no image with id {image_id}; ids come from `vstore search` output.")
@@ -199,8 +204,7 @@ class Store:
             raise NotFound(
                 f"image {image_id} has no embedding (status {row[1]!r}); re-run the ingest for it."
             )
-        opts = SearchOptions(**options)
-        return self._search(vector_array(row[0]), opts, exclude_id=int(image_id))
+        return vector_array(row[0])
 
     def search_vector(self, vector: np.ndarray, **options: Any) -> list[Hit]:
         """The k nearest images or captions to an L2-normalised vector of the database's dimension."""

@@ -128,7 +128,7 @@ def faiss_search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search a Faiss side index like `vstore search` does the database; answers are database ids."""
-    from vstore.faiss_index import SideIndex, default_index_dir, describe_hits, stored_vector
+    from vstore.faiss_index import SideIndex, default_index_dir, describe_hits
     from vstore.store import Store
 
     if sum(q is not None for q in (text, image, like)) != 1:
@@ -147,7 +147,7 @@ def faiss_search(
         elif image is not None:
             vector = store.encode_image(image)
         else:
-            vector = stored_vector(s, "images", like)  # type: ignore[arg-type]
+            vector = store.image_vector(like)  # type: ignore[arg-type]
     exclude = like if side.manifest.table == "images" else None
     hits = side.search(vector, k, nprobe=nprobe, ef_search=ef_search, exclude_id=exclude)
     rows = describe_hits(s, side.manifest.table, hits)
