@@ -8,8 +8,8 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import create_engine, pool
 
 from vstore.config import Settings
-from vstore.db import database_url, sqlalchemy_url
-from vstore.models import metadata
+from vstore.db.connect import database_url, sqlalchemy_url
+from vstore.db.schema import metadata
 
 config = context.config
 

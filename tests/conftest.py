@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from vstore import embedded
 from vstore.config import Settings
-from vstore.encoder import TINY_TEST_MODEL, ModelSpec
+from vstore.db import embedded
+from vstore.encode.encoder import TINY_TEST_MODEL, ModelSpec
 
 TINY_SPEC = ModelSpec(name=TINY_TEST_MODEL, pretrained="random", dim=32)
 TEMPLATE_DB = "vstore_test_template"
@@ -45,7 +45,7 @@ def _admin(server_url: str) -> psycopg.Connection:
 @pytest.fixture(scope="session")
 def template_url(server_url: str) -> str:
     """A database migrated to head for the tiny 32-d test model, used as CREATE DATABASE template."""
-    from vstore.migrations import upgrade
+    from vstore.db.migrations import upgrade
 
     with _admin(server_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
@@ -91,6 +91,6 @@ def empty_settings(server_url: str, tmp_path: Path) -> Iterator[Settings]:
 @pytest.fixture(scope="session")
 def tiny_encoder():
     """The tiny open_clip architecture with seeded random weights: deterministic, fast on a CPU."""
-    from vstore.encoder import OpenClipEncoder
+    from vstore.encode.encoder import OpenClipEncoder
 
     return OpenClipEncoder(TINY_SPEC, device="cpu")

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from vstore import indexes
+from vstore.bench.synth import load_synthetic
 from vstore.cli import main
-from vstore.compare import compare
-from vstore.db import connect
+from vstore.compare.base import BuildOptions
+from vstore.compare.harness import compare
+from vstore.compare.methods import EXACT_METHODS, parse_methods
+from vstore.db import indexes
+from vstore.db.connect import connect
 from vstore.errors import ConfigError
-from vstore.methods import EXACT_METHODS, BuildOptions, parse_methods
-from vstore.synth import load_synthetic
 
 ROW_FIELDS = {
     "method",
@@ -128,7 +129,7 @@ def test_unknown_method_is_a_usage_error():
 
 
 def test_storage_bench_measures_each_variant_and_leaves_no_tables(synthetic):
-    from vstore.bench_storage import VARIANTS, storage_effect
+    from vstore.bench.storage import VARIANTS, storage_effect
 
     rows = storage_effect(synthetic, queries=3, repeats=1)
     assert [r.variant for r in rows] == list(VARIANTS) and all(r.rows == 400 and r.p50_ms > 0 for r in rows)

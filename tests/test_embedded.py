@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from vstore import embedded
 from vstore.config import Settings
+from vstore.db import embedded
 
 
 @pytest.fixture

@@ -87,8 +87,8 @@ def test_bad_integer_setting_is_a_config_error(tmp_path):
 def test_init_refuses_a_second_model_on_the_same_database(settings):
     import pytest
 
+    from vstore.db.migrations import init
     from vstore.errors import ModelMismatch
-    from vstore.migrations import init
 
     with pytest.raises(ModelMismatch, match="vstore-tiny/random"):
         init(settings, model="RN50", pretrained="random")

@@ -12,10 +12,10 @@ import pytest
 
 from tests.conftest import TINY_SPEC
 from vstore.config import Settings
-from vstore.db import connection
-from vstore.encoder import l2_normalise
+from vstore.db.connect import connection
+from vstore.encode.encoder import l2_normalise
 from vstore.errors import ConfigError, NotFound
-from vstore.evaluate import evaluate
+from vstore.evaluation.harness import evaluate
 
 DIM = 32
 

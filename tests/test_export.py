@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from vstore.cli import main
+from vstore.compare.export import export, iter_vector_chunks, load_export
 from vstore.config import Settings
-from vstore.db import connect
+from vstore.db.connect import connect
 from vstore.errors import ConfigError
-from vstore.export import export, iter_vector_chunks, load_export
 
 
 def unit_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

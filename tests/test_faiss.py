@@ -9,10 +9,10 @@ import pytest
 
 from tests.test_export import insert_images, unit_vectors
 from vstore.cli import main
-from vstore.db import connect
+from vstore.compare.export import export
+from vstore.compare.side_index import SideIndex, build_side_index
+from vstore.db.connect import connect
 from vstore.errors import ModelMismatch
-from vstore.export import export
-from vstore.faiss_index import SideIndex, build_side_index
 
 
 def database_vectors(settings) -> dict[int, np.ndarray]:

@@ -8,9 +8,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from vstore.db import connection
-from vstore.errors import ConfigError, ModelMismatch, NotFound
-from vstore.indexes import (
+from vstore.bench.synth import load_synthetic, synth_vectors
+from vstore.db.connect import connection
+from vstore.db.indexes import (
     create_index,
     defer_indexes,
     drop_index,
@@ -19,8 +19,8 @@ from vstore.indexes import (
     list_indexes,
     rebuild_deferred,
 )
-from vstore.store import Store
-from vstore.synth import load_synthetic, synth_vectors
+from vstore.errors import ConfigError, ModelMismatch, NotFound, UserDataPresent
+from vstore.search.store import Store
 
 
 def _names(conn: psycopg.Connection) -> list[str]:
@@ -151,7 +151,10 @@ def test_load_synthetic_refuses_another_dimension_and_real_datasets(settings):
     with connection(settings) as conn:
         conn.execute("INSERT INTO datasets (name, root, format) VALUES ('photos', '/p', 'folder')")
         conn.commit()
-    with pytest.raises(ConfigError, match="holds real"):
-        load_synthetic(settings, 10, dataset="photos")
+    with pytest.raises(UserDataPresent, match="did not create .*'photos'.*--force"):
+        load_synthetic(settings, 10, dataset="synth")
+    with pytest.raises(ConfigError, match="holds real"):  # --force never replaces a real dataset
+        load_synthetic(settings, 10, dataset="photos", force=True)
+    assert load_synthetic(settings, 10, dataset="synth", force=True).images == 10
     with connection(settings) as conn:  # the refused load still rebuilt the indexes it had deferred
         assert _names(conn) == ["captions_embedding_hnsw", "images_embedding_hnsw"]

@@ -11,10 +11,10 @@ import pytest
 
 from tests import imagegen
 from vstore.config import Settings
-from vstore.db import connection
-from vstore.db import vector_array as as_array
+from vstore.db.connect import connection
+from vstore.db.connect import vector_array as as_array
 from vstore.errors import ModelMismatch, SourceError
-from vstore.ingest import ingest
+from vstore.ingest.pipeline import ingest
 
 
 class CountingEncoder:
@@ -251,8 +251,8 @@ def test_new_annotation_captions_are_added_to_unchanged_images(settings, tmp_pat
 
 
 def test_bulk_load_defers_and_rebuilds_the_vector_indexes(settings, tmp_path, counting, monkeypatch):
-    import vstore.ingest as ingest_module
-    from vstore.indexes import list_indexes
+    import vstore.ingest.pipeline as ingest_module
+    from vstore.db.indexes import list_indexes
 
     monkeypatch.setattr(ingest_module, "BULK_LOAD_ROWS", 3)
     root = tmp_path / "d"
@@ -266,7 +266,7 @@ def test_bulk_load_defers_and_rebuilds_the_vector_indexes(settings, tmp_path, co
 
 
 def test_ingest_heals_indexes_left_deferred_by_a_crashed_bulk_load(settings, tmp_path, counting):
-    from vstore.indexes import defer_indexes, list_indexes
+    from vstore.db.indexes import defer_indexes, list_indexes
 
     with connection(settings, autocommit=True) as conn:
         defer_indexes(conn, "images")

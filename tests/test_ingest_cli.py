@@ -13,7 +13,7 @@ import pytest
 
 from tests import imagegen
 from vstore.cli import main
-from vstore.db import connection
+from vstore.db.connect import connection
 
 
 def _env(monkeypatch, settings) -> None:

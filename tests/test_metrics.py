@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from vstore import metrics
+from vstore.evaluation import metrics
 
 
 def test_precision_at_k_counts_queries_whose_truth_is_in_the_top_k():

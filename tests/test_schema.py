@@ -5,8 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from vstore.encoder import TINY_TEST_MODEL, ModelSpec
-from vstore.migrations import _alembic_config, current_revision, downgrade, head_revision, upgrade
+from vstore.db.migrations import _alembic_config, current_revision, downgrade, head_revision, upgrade
+from vstore.encode.encoder import TINY_TEST_MODEL, ModelSpec
 
 TINY_SPEC = ModelSpec(name=TINY_TEST_MODEL, pretrained="random", dim=32)  # as in tests/conftest.py
 API_FUNCTIONS = {
@@ -91,7 +91,7 @@ def test_alembic_check_reports_no_drift_between_models_and_migrations(settings):
 
 @pytest.mark.parametrize("function", sorted(API_FUNCTIONS))
 def test_every_sql_api_file_is_installed_by_the_migrations(settings, function):
-    from vstore.sql import api_files
+    from vstore.db.sql import api_files
 
     assert f"api/{function}" in api_files()
     with psycopg.connect(settings.database_url) as conn:

@@ -9,11 +9,11 @@ import numpy as np
 import psycopg
 import pytest
 
-from vstore.db import connection
-from vstore.encoder import ModelSpec
+from vstore.bench.synth import copy_captions, copy_images, synth_vectors
+from vstore.db.connect import connection
+from vstore.encode.encoder import ModelSpec
 from vstore.errors import ConfigError, NotFound
-from vstore.store import CaptionHit, ImageHit, Store
-from vstore.synth import copy_captions, copy_images, synth_vectors
+from vstore.search.store import CaptionHit, ImageHit, Store
 
 DIM = 32
 ROOT = "/data/photos"
@@ -294,23 +294,3 @@ def test_cli_table_shows_paths_and_scores(monkeypatch, capsys, settings, corpus)
 def test_cli_rejects_two_queries_with_exit_code_2(monkeypatch, capsys, settings, corpus, tmp_path: Path):
     assert _cli(monkeypatch, settings, "search", "text", "--like", "1") == 2
     assert "one query" in capsys.readouterr().err
-
-
-def test_real_tiny_model_image_file_finds_the_image_with_its_own_embedding(settings, tiny_encoder, tmp_path):
-    from PIL import Image
-
-    files = []
-    for i, colour in enumerate([(255, 0, 0), (0, 128, 255), (20, 200, 20)]):
-        files.append(tmp_path / f"{i}.png")
-        Image.new("RGB", (40, 40), colour).save(files[-1])
-    with Store(settings, encoder=tiny_encoder) as store:
-        vectors = np.stack([store.encode_image(f) for f in files])
-        with connection(settings) as conn:
-            ids = add_dataset(conn, "colours", vectors)
-        hits = store.search_image(files[1], k=1, exact=True)
-        with pytest.raises(NotFound, match="no image file"):
-            store.search_image(tmp_path / "missing.png")
-        (tmp_path / "broken.png").write_bytes(b"not a png")
-        with pytest.raises(ConfigError, match="cannot read"):
-            store.search_image(tmp_path / "broken.png")
-    assert hits[0].id == ids[1]

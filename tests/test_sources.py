@@ -9,7 +9,7 @@ import pytest
 
 from tests import imagegen
 from vstore.errors import SourceError
-from vstore.sources import open_source
+from vstore.ingest.sources import open_source
 
 
 def test_detects_coco_folder_and_manifest(tmp_path):

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 
-from vstore.synth import synth_vectors
+from vstore.bench.synth import synth_vectors
 
 DIM = 32
 N = 400
@@ -139,7 +139,7 @@ def test_explain_shows_the_hnsw_index_for_functions_taking_a_stored_id(db, funct
 
 def test_store_queries_ride_the_hnsw_index_with_a_broad_filter(db):
     """(A narrow filter may rightly plan a btree scan + sort instead: exact, and cheap for few rows.)"""
-    from vstore.sql import load
+    from vstore.db.sql import load
 
     conn, data = db
     conn.execute("SET enable_seqscan = off")

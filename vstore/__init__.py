@@ -4,15 +4,14 @@ The public Python API; the CLI is a thin layer over it. Names are imported on fi
 `import vstore` (and `vstore --help`) stays fast:
 
     from vstore import Settings, Store
-    from vstore.ingest import ingest
+    from vstore.ingest.pipeline import ingest
     settings = Settings.from_env()
     report = ingest(settings, "coco/")
     with Store(settings) as store:
         hits = store.search_text("a dog on a skateboard", k=5)
 
-The entry points that share their module's name are imported from the module, since a package attribute
-would be shadowed by the submodule: vstore.ingest.ingest, vstore.export.export, vstore.compare.compare,
-vstore.evaluate.evaluate.
+The commands' entry points live in their wings: vstore.ingest.ingest, vstore.compare.export.export,
+vstore.compare.harness.compare, vstore.evaluation.harness.evaluate.
 """
 
 from __future__ import annotations
@@ -24,23 +23,23 @@ from typing import Any
 _EXPORTS = {
     "Settings": "vstore.config",
     "VstoreError": "vstore.errors",
-    "ModelSpec": "vstore.encoder",
-    "OpenClipEncoder": "vstore.encoder",
-    "load_encoder": "vstore.encoder",
-    "init": "vstore.migrations",
-    "upgrade": "vstore.migrations",
-    "downgrade": "vstore.migrations",
-    "IngestReport": "vstore.ingest_report",
-    "IngestProgress": "vstore.ingest_report",
-    "Store": "vstore.store",
-    "ImageHit": "vstore.store",
-    "CaptionHit": "vstore.store",
-    "ExportReport": "vstore.export",
-    "build_side_index": "vstore.faiss_index",
-    "SideIndex": "vstore.faiss_index",
-    "CompareReport": "vstore.compare",
-    "EvalReport": "vstore.evaluate",
-    "load_synthetic": "vstore.synth",
+    "ModelSpec": "vstore.encode.encoder",
+    "OpenClipEncoder": "vstore.encode.encoder",
+    "load_encoder": "vstore.encode.encoder",
+    "init": "vstore.db.migrations",
+    "upgrade": "vstore.db.migrations",
+    "downgrade": "vstore.db.migrations",
+    "IngestReport": "vstore.ingest.report",
+    "IngestProgress": "vstore.ingest.report",
+    "Store": "vstore.search.store",
+    "ImageHit": "vstore.search.store",
+    "CaptionHit": "vstore.search.store",
+    "ExportReport": "vstore.compare.export",
+    "build_side_index": "vstore.compare.side_index",
+    "SideIndex": "vstore.compare.side_index",
+    "CompareReport": "vstore.compare.harness",
+    "EvalReport": "vstore.evaluation.harness",
+    "load_synthetic": "vstore.bench.synth",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -45,3 +45,11 @@ class NotFound(VstoreError):
 
 class EmbeddedServerError(VstoreError):
     """The embedded PostgreSQL could not be started or stopped."""
+
+
+class ImageError(VstoreError):
+    """A file or upload cannot be read as an image (missing, corrupt, not an image, too many pixels)."""
+
+
+class UserDataPresent(VstoreError):
+    """A benchmark that deletes or adds scratch rows was pointed at a database holding user datasets."""

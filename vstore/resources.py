@@ -25,4 +25,4 @@ def sql_dir() -> Path:
 
 
 def model_configs_dir() -> Path:
-    return Path(__file__).resolve().parent / "model_configs"
+    return Path(__file__).resolve().parent / "encode" / "model_configs"

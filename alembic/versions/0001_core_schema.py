@@ -23,7 +23,7 @@ def _model_spec():
     spec = attributes.get("model_spec")
     if spec is None:
         from vstore.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
-        from vstore.encoder import resolve_spec
+        from vstore.encode.encoder import resolve_spec  # moved from vstore.encoder (wings)
 
         settings = attributes.get("settings") or Settings.from_env()
         spec = resolve_spec(settings.model or DEFAULT_MODEL, settings.pretrained or DEFAULT_PRETRAINED)

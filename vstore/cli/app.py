@@ -45,11 +45,6 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, default=_default) + "\n")
 
 
-def print_json_lines(rows: list[Any]) -> None:
-    for row in rows:
-        print_json(row)
-
-
 def info(message: str) -> None:
     """Messages for people go to stderr, so stdout stays data."""
     typer.echo(message, err=True)

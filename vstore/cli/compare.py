@@ -37,8 +37,8 @@ def export(
 ) -> None:
     """Stream vectors out of the database (binary COPY, constant memory) with their database ids and
     metadata: <table>.npy, <table>_ids.npy, <table>_meta.csv (or <table>.parquet) and manifest.json."""
-    from vstore.export import EXPORT_TABLES
-    from vstore.export import export as run_export
+    from vstore.compare.export import EXPORT_TABLES
+    from vstore.compare.export import export as run_export
 
     if table not in (*EXPORT_TABLES, "both"):
         raise ConfigError(f"--table must be images, captions or both (got {table!r}).")
@@ -87,7 +87,7 @@ def faiss_build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build a Faiss index over the stored vectors and save it with its id map and manifest."""
-    from vstore.faiss_index import build_side_index
+    from vstore.compare.side_index import build_side_index
 
     manifest = build_side_index(
         settings(),
@@ -128,8 +128,8 @@ def faiss_search(
     as_json: JsonOpt = False,
 ) -> None:
     """Search a Faiss side index like `vstore search` does the database; answers are database ids."""
-    from vstore.faiss_index import SideIndex, default_index_dir, describe_hits
-    from vstore.store import Store
+    from vstore.compare.side_index import SideIndex, default_index_dir, describe_hits
+    from vstore.search.store import Store
 
     if sum(q is not None for q in (text, image, like)) != 1:
         raise ConfigError("give exactly one query: a TEXT argument, --image FILE or --like ID.")
@@ -199,9 +199,9 @@ def compare(
 ) -> None:
     """pgvector (exact, HNSW, IVFFlat) against Faiss (Flat, IVF, HNSW, IVF-PQ) and sklearn on the same
     queries: recall@k, latency percentiles, QPS, build time and size per method and setting."""
-    from vstore.compare import compare as run_compare
-    from vstore.compare import format_table
-    from vstore.methods import EF_SWEEP, PROBE_SWEEP, BuildOptions
+    from vstore.compare.base import EF_SWEEP, PROBE_SWEEP, BuildOptions
+    from vstore.compare.harness import compare as run_compare
+    from vstore.compare.harness import format_table
 
     options = BuildOptions(
         m=m,
@@ -236,7 +236,7 @@ def compare(
         meta_file.write_text(json.dumps(report.meta, indent=1) + "\n")
         info(f"rows -> {json_file}, machine and run details -> {meta_file}")
     if plot:
-        from vstore.plots import plot_recall_qps
+        from vstore.compare.plots import plot_recall_qps
 
         plot_recall_qps(report.rows, plot, title=f"{report.meta['rows']} {target}, k={k}")
         info(f"plot -> {plot}")
@@ -265,11 +265,14 @@ def bench_synth(
     dataset: Annotated[
         str, typer.Option(help="Dataset name (an earlier one of that name is replaced).")
     ] = "synth",
+    force: Annotated[
+        bool, typer.Option("--force", help="Load even into a database that holds real datasets.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fill a scratch dataset with clustered, normalised vectors (not uniform noise, an unrealistically
     hard case) for benchmarks when no real data is at hand. Indexes are rebuilt after the load."""
-    from vstore.synth import load_synthetic
+    from vstore.bench.synth import load_synthetic
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage == "indexes" or done == total:
@@ -283,6 +286,7 @@ def bench_synth(
         seed=seed,
         dim=dim,
         progress=progress,
+        force=force,
     )
     if as_json:
         print_json({**report.__dict__, "rows_per_second": report.rows_per_second})
@@ -302,7 +306,7 @@ def bench_storage(
 ) -> None:
     """Exact-scan latency with the embedding stored PLAIN, EXTENDED (PostgreSQL's default: TOASTed) or
     as halfvec, on scratch copies of the images' vectors (dropped after)."""
-    from vstore.bench_storage import storage_effect
+    from vstore.bench.storage import storage_effect
 
     rows = storage_effect(settings(), queries=queries, k=k, repeats=repeats)
     if as_json:

@@ -26,7 +26,7 @@ def init(
 
     The model is recorded in the database; later commands use it and refuse another one.
     Running init again with the same model is harmless."""
-    from vstore.migrations import init as init_schema
+    from vstore.db.migrations import init as init_schema
 
     spec = init_schema(settings(model=model, pretrained=pretrained))
     if as_json:
@@ -40,7 +40,7 @@ def init(
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded PostgreSQL (data in $VSTORE_HOME/pg). Other commands start it on demand."""
-    from vstore import embedded
+    from vstore.db import embedded
 
     s = settings()
     _refuse_external(s, "start")
@@ -51,7 +51,7 @@ def db_start() -> None:
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL."""
-    from vstore import embedded
+    from vstore.db import embedded
 
     s = settings()
     _refuse_external(s, "stop")
@@ -61,7 +61,7 @@ def db_stop() -> None:
 @db_app.command("url")
 def db_url() -> None:
     """Print a libpq URL for the database (psql "$(vstore db url)" opens it). Starts the embedded server."""
-    from vstore.db import database_url
+    from vstore.db.connect import database_url
 
     typer.echo(database_url(settings()))
 
@@ -69,7 +69,7 @@ def db_url() -> None:
 @db_app.command("status")
 def db_status(as_json: JsonOpt = False) -> None:
     """Server, pgvector version, schema revision, model and row counts."""
-    from vstore.status import database_status
+    from vstore.db.status import database_status
 
     report = database_status(settings())
     if as_json:
@@ -82,7 +82,7 @@ def db_status(as_json: JsonOpt = False) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply Alembic migrations (tables, vector columns, HNSW indexes, SQL functions)."""
-    from vstore.migrations import upgrade
+    from vstore.db.migrations import upgrade
 
     info(f"database at revision {upgrade(settings(), revision)}")
 
@@ -92,7 +92,7 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision; 'base' removes everything.")],
 ) -> None:
     """Revert Alembic migrations. `downgrade base` drops every vstore table and function (data included)."""
-    from vstore.migrations import downgrade
+    from vstore.db.migrations import downgrade
 
     info(f"database at revision {downgrade(settings(), revision)}")
 

@@ -14,7 +14,7 @@ from vstore.cli.app import app, info, settings, warn
 
 
 def _ints(text: str | None) -> list[int] | None:
-    from vstore.evaluate import parse_ks
+    from vstore.evaluation.harness import parse_ks
 
     return list(parse_ks(text, (), "--ef-search/--probes")) if text else None
 
@@ -140,9 +140,9 @@ def eval_command(
     the image itself); with --queries-file, precision@k against the exact top-1 and NDCG@k (relevance =
     cosine); zero-shot top-1/top-5 accuracy per template when images have labels (class folders); and the
     mean/max cosine of true caption-image pairs. Example: vstore eval --json eval.json --plot eval.png"""
-    from vstore import metrics
-    from vstore.evaluate import evaluate, parse_ks, plot_precision
-    from vstore.migrations import require_model
+    from vstore.db.migrations import require_model
+    from vstore.evaluation import metrics
+    from vstore.evaluation.harness import evaluate, parse_ks, plot_precision
 
     current = settings(device=device)
     spec = require_model(current)
@@ -160,7 +160,7 @@ def eval_command(
         templates=template or (),
         dataset=dataset,
         limit=limit or None,
-        ef_search=_ints(ef_search) or (40,),
+        ef_search=_ints(ef_search) or None,
         probes=_ints(probes),
         seed=seed,
         progress=info,

@@ -122,8 +122,8 @@ def ingest(
     ] = False,
 ) -> int:
     from vstore.errors import ConfigError
-    from vstore.ingest import ingest as run_ingest
-    from vstore.sources import FORMATS
+    from vstore.ingest.pipeline import ingest as run_ingest
+    from vstore.ingest.sources import FORMATS
 
     if format is not None and format not in FORMATS:
         raise ConfigError(f"--format {format!r}: choose one of {', '.join(FORMATS)}.")

@@ -66,7 +66,7 @@ def search(
     Examples: vstore search "a dog on a skateboard"; vstore search --image photo.jpg --target captions;
     vstore search --like 42 -k 5 --json. Searched texts are cached, so SQL clients can then run
     SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
-    from vstore.store import Store
+    from vstore.search.store import Store
 
     if sum(q is not None for q in (text, image, like)) != 1:
         raise ConfigError("give exactly one query: a TEXT argument, --image FILE or --like ID.")
@@ -111,7 +111,7 @@ def embed_text(
     as_json: JsonOpt = False,
 ) -> None:
     """Encode texts into the text_queries cache, so SQL clients can search with vstore.text('...')."""
-    from vstore.store import Store
+    from vstore.search.store import Store
 
     with Store(settings(device=device)) as store:
         cached = store.cache_texts(texts)
@@ -144,8 +144,8 @@ def index_create(
 ) -> None:
     """Build (or rebuild) the HNSW or IVFFlat index on a table's embeddings. Replaces an index of the same
     type; an index of the other type stays (drop it to make the planner use the new one)."""
-    from vstore.db import connection
-    from vstore.indexes import create_index
+    from vstore.db.connect import connection
+    from vstore.db.indexes import create_index
 
     if (
         kind == "hnsw"
@@ -166,8 +166,8 @@ def index_create(
 @index_app.command("drop")
 def index_drop(table: TableOpt = "images", kind: KindOpt = "hnsw") -> None:
     """Drop a vector index. Searches then scan every row (exact, slow) unless another index exists."""
-    from vstore.db import connection
-    from vstore.indexes import drop_index, index_name
+    from vstore.db.connect import connection
+    from vstore.db.indexes import drop_index, index_name
 
     with connection(settings(), autocommit=True) as conn:
         drop_index(conn, table, kind)
@@ -177,8 +177,8 @@ def index_drop(table: TableOpt = "images", kind: KindOpt = "hnsw") -> None:
 @index_app.command("status")
 def index_status(as_json: JsonOpt = False) -> None:
     """Vector indexes with type, parameters, size and validity; deferred indexes; builds in progress."""
-    from vstore.db import connection
-    from vstore.indexes import index_status as read_status
+    from vstore.db.connect import connection
+    from vstore.db.indexes import index_status as read_status
 
     with connection(settings(), autocommit=True) as conn:
         status = read_status(conn)
@@ -206,8 +206,8 @@ def index_status(as_json: JsonOpt = False) -> None:
 @index_app.command("rebuild")
 def index_rebuild() -> None:
     """Rebuild indexes left deferred by an interrupted bulk load (listed by `vstore index status`)."""
-    from vstore.db import connection
-    from vstore.indexes import rebuild_deferred
+    from vstore.db.connect import connection
+    from vstore.db.indexes import rebuild_deferred
 
     with connection(settings(), autocommit=True) as conn:
         names = rebuild_deferred(conn)

@@ -1,0 +1,1 @@
+"""Synthetic data (`vstore bench synth`) and the storage benchmark (`vstore bench storage`)."""

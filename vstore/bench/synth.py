@@ -1,0 +1,214 @@
+"""Synthetic data for benchmarks: clustered unit vectors (closer to real CLIP embeddings than uniform
+noise, which no index handles well) and a fast loader that fills a scratch dataset of images and captions
+with them by binary COPY, with the vector indexes dropped during the load and rebuilt after.
+
+`vstore bench synth` and the search benchmark (vstore/search_bench.py) use it. Rows are fake: paths
+point nowhere (the dataset root is `synthetic://NAME`), so only searches and timings are meaningful.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+
+from vstore.config import Settings
+from vstore.db.connect import connection, scalar
+from vstore.errors import ConfigError, ModelMismatch
+
+SYNTH_FORMAT = "synthetic"
+SPLIT_VAL_EVERY = 20  # every 20th image is in split "val" (5% of rows, for filtered-search benchmarks)
+_CHUNK = 10_000
+
+# progress(stage, done, total): stage is "images", "captions" or "indexes" (done/total in rows, or
+# indexes rebuilt).
+Progress = Callable[[str, int, int], None]
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def synth_vectors(
+    n: int, dim: int, *, clusters: int | None = None, spread: float = 0.6, seed: int = 0
+) -> np.ndarray:
+    """`n` L2-normalised float32 vectors drawn around `clusters` random centres (default: one per 1000
+    vectors, at least 8). `spread` is the noise norm relative to the unit centre: 0.6 gives
+    nearest-neighbour cosine similarities of roughly 0.7-0.9, like CLIP image embeddings of one dataset.
+    Deterministic for a given seed."""
+    if n < 0 or dim < 1:
+        raise ConfigError("synth_vectors needs n >= 0 and dim >= 1.")
+    clusters = clusters or max(8, n // 1000)
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.standard_normal((clusters, dim), dtype=np.float32))
+    out = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, _CHUNK):  # chunks bound the float temporaries at 100k x 512
+        stop = min(n, start + _CHUNK)
+        which = rng.integers(0, clusters, size=stop - start)
+        noise = rng.standard_normal((stop - start, dim), dtype=np.float32) * (spread / np.sqrt(dim))
+        out[start:stop] = _unit(centres[which] + noise)
+    return out
+
+
+@dataclass(frozen=True)
+class SynthReport:
+    dataset: str
+    dataset_id: int
+    images: int
+    captions: int
+    dim: int
+    seconds_copy: float
+    seconds_index: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return (self.images + self.captions) / self.seconds_copy if self.seconds_copy else 0.0
+
+
+def _replace_dataset(conn: psycopg.Connection, name: str) -> int:
+    """A fresh, empty dataset row; an older synthetic dataset of that name goes (never a real one)."""
+    row = conn.execute("SELECT id, format FROM public.datasets WHERE name = %s", (name,)).fetchone()
+    if row is not None:
+        if row[1] != SYNTH_FORMAT:
+            raise ConfigError(
+                f"dataset {name!r} holds real ({row[1]}) data; pick another name for the synthetic one."
+            )
+        conn.execute("DELETE FROM public.datasets WHERE id = %s", (row[0],))
+    return int(
+        scalar(
+            conn,
+            "INSERT INTO public.datasets (name, root, format) VALUES (%s, %s, %s) RETURNING id",
+            (name, f"synthetic://{name}", SYNTH_FORMAT),
+        )
+    )
+
+
+def _allocate_ids(conn: psycopg.Connection, table: str, n: int) -> np.ndarray:
+    """Reserve n ids from the table's identity sequence (so captions can reference images in one COPY)."""
+    rows = conn.execute(
+        f"SELECT nextval(pg_get_serial_sequence('public.{table}', 'id')) FROM generate_series(1, %s)", (n,)
+    ).fetchall()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+
+
+def copy_images(
+    conn: psycopg.Connection,
+    dataset_id: int,
+    ids: Sequence[int] | np.ndarray,
+    paths: Sequence[str],
+    vectors: np.ndarray,
+    splits: Sequence[str | None] | None = None,
+    progress: Progress | None = None,
+) -> None:
+    """Binary COPY of image rows (status 'ok') with explicit ids; pgvector's adapter writes the vectors."""
+    sql = (
+        "COPY public.images (id, dataset_id, split, path, status, embedding) FROM STDIN WITH (FORMAT BINARY)"
+    )
+    with conn.cursor().copy(sql) as copy:
+        copy.set_types(["int8", "int8", "text", "text", "text", "vector"])
+        for i, (id_, path, vector) in enumerate(zip(ids, paths, vectors, strict=True)):
+            copy.write_row((int(id_), dataset_id, splits[i] if splits else None, path, "ok", vector))
+            if progress and (i + 1) % _CHUNK == 0:
+                progress("images", i + 1, len(ids))
+    if progress:
+        progress("images", len(ids), len(ids))
+
+
+def copy_captions(
+    conn: psycopg.Connection,
+    image_ids: Sequence[int] | np.ndarray,
+    texts: Sequence[str],
+    vectors: np.ndarray,
+    progress: Progress | None = None,
+) -> None:
+    """Binary COPY of caption rows; source_id is the caption's position, unique per image."""
+    sql = "COPY public.captions (image_id, source_id, text, embedding) FROM STDIN WITH (FORMAT BINARY)"
+    with conn.cursor().copy(sql) as copy:
+        copy.set_types(["int8", "text", "text", "vector"])
+        for i, (image_id, text, vector) in enumerate(zip(image_ids, texts, vectors, strict=True)):
+            copy.write_row((int(image_id), str(i), text, vector))
+            if progress and (i + 1) % _CHUNK == 0:
+                progress("captions", i + 1, len(texts))
+    if progress:
+        progress("captions", len(texts), len(texts))
+
+
+def load_synthetic(
+    settings: Settings,
+    rows: int,
+    *,
+    dataset: str = "synth",
+    captions_per_image: int = 1,
+    seed: int = 0,
+    dim: int | None = None,
+    clusters: int | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> SynthReport:
+    """Fill dataset `dataset` (replacing an earlier synthetic one of that name) with `rows` images and
+    `captions_per_image` captions each, vectors of the database's dimension (a different `dim` is
+    refused with ModelMismatch). Captions lie near their image (image->text finds them). The vector
+    indexes are dropped for the load and rebuilt after it, then the tables are ANALYZEd.
+
+    Refused (UserDataPresent) on a database holding non-synthetic datasets, unless `force`: synthetic rows
+    would turn up in the user's searches."""
+    from vstore.bench.guard import refuse_user_data
+    from vstore.db.indexes import VECTOR_TABLES, defer_indexes, rebuild_deferred
+    from vstore.db.migrations import require_model
+
+    if rows < 1 or captions_per_image < 0:
+        raise ConfigError("load_synthetic needs rows >= 1 and captions_per_image >= 0.")
+    model = require_model(settings)
+    if dim is not None and dim != model.dim:
+        raise ModelMismatch(
+            f"synthetic vectors of dim {dim} asked for, but this database holds {model.label} vectors of "
+            f"dim {model.dim}; drop the dim option or use a database initialised for a {dim}-d model."
+        )
+    image_vectors = synth_vectors(rows, model.dim, clusters=clusters, seed=seed)
+    width = len(str(rows))
+    paths = [f"{i:0{width}d}.jpg" for i in range(rows)]
+    splits = ["val" if i % SPLIT_VAL_EVERY == 0 else "train" for i in range(rows)]
+
+    # autocommit: each step below is its own transaction (the indexes rebuild one by one, committed).
+    with connection(settings, autocommit=True) as conn:
+        refuse_user_data(conn, lambda _name, _root, fmt: fmt == SYNTH_FORMAT, force=force)
+        for table in VECTOR_TABLES:
+            defer_indexes(conn, table)
+        try:
+            started = time.perf_counter()
+            with conn.transaction():
+                dataset_id = _replace_dataset(conn, dataset)
+                image_ids = _allocate_ids(conn, "images", rows)
+                copy_images(conn, dataset_id, image_ids, paths, image_vectors, splits, progress)
+                n_captions = rows * captions_per_image
+                if n_captions:
+                    caption_vectors, owners = _caption_vectors(image_vectors, captions_per_image, seed)
+                    texts = [
+                        f"synthetic caption {j % captions_per_image} of image {paths[i]}"
+                        for j, i in enumerate(owners)
+                    ]
+                    copy_captions(conn, image_ids[owners], texts, caption_vectors, progress)
+            seconds_copy = time.perf_counter() - started
+        finally:
+            # Also after a failed load: the indexes must come back (deferred_indexes remembers them).
+            started = time.perf_counter()
+            rebuilt = rebuild_deferred(conn)
+        if progress:
+            progress("indexes", len(rebuilt), len(rebuilt))
+        if not rebuilt:  # nothing was deferred (indexes dropped by hand): still give the planner statistics
+            conn.execute("ANALYZE public.images")
+            conn.execute("ANALYZE public.captions")
+        seconds_index = time.perf_counter() - started
+    return SynthReport(dataset, dataset_id, rows, n_captions, model.dim, seconds_copy, seconds_index)
+
+
+def _caption_vectors(image_vectors: np.ndarray, per_image: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Caption vectors near their image's vector; returns them and each caption's image row index."""
+    rng = np.random.default_rng(seed + 1)
+    owners = np.repeat(np.arange(len(image_vectors)), per_image)
+    dim = image_vectors.shape[1]
+    noise = rng.standard_normal((len(owners), dim), dtype=np.float32) * (0.5 / np.sqrt(dim))
+    return _unit(image_vectors[owners] + noise).astype(np.float32), owners

@@ -1,0 +1,217 @@
+"""The Faiss side index: built from an export (or straight from the database), saved with its id map
+(row -> database id) and a manifest, loaded back and searched by vector. faiss is imported lazily.
+
+Files in the index directory: `index.faiss`, `ids.npy` (int64 database ids, one per Faiss row) and
+`manifest.json` (model, table, rows, type, parameters, build seconds, bytes). Database ids are not
+contiguous after deletes and re-ingests, which is why the id map exists: Faiss rows are 0..n-1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vstore.config import Settings
+from vstore.errors import ConfigError, ModelMismatch, NotFound
+
+FAISS_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
+INDEX_FILE = "index.faiss"
+IDS_FILE = "ids.npy"
+MANIFEST_FILE = "manifest.json"
+
+
+def default_index_dir(settings: Settings, table: str, kind: str) -> Path:
+    return settings.home / "faiss" / f"{table}-{kind}"
+
+
+@dataclass
+class FaissManifest:
+    model: str
+    pretrained: str
+    dim: int
+    table: str
+    type: str
+    rows: int
+    params: dict[str, Any] = field(default_factory=dict)
+    build_s: float = 0.0
+    size_bytes: int = 0
+    source: str = ""  # "database" or the export directory
+    created: str = ""
+    path: str = ""
+
+
+@dataclass
+class FaissHit:
+    id: int
+    distance: float  # cosine distance, 1 - inner product, as pgvector's <=>
+    similarity: float
+
+
+def build_side_index(
+    settings: Settings,
+    kind: str,
+    *,
+    table: str = "images",
+    from_export: Path | None = None,
+    out_dir: Path | None = None,
+    m: int | None = None,
+    ef_construction: int | None = None,
+    nlist: int | None = None,
+    pq_m: int | None = None,
+    threads: int = 2,
+) -> FaissManifest:
+    """Build and save a Faiss index of `table`'s vectors. HNSW M/efConstruction default to those of the
+    table's pgvector HNSW index, so the two are comparable."""
+    import faiss
+
+    from vstore.compare.export import load_export
+    from vstore.compare.faiss_methods import build_faiss
+
+    if kind not in FAISS_TYPES:
+        raise ConfigError(f"unknown Faiss index type {kind!r}; choose one of {', '.join(FAISS_TYPES)}.")
+    if from_export is not None:
+        ids, vectors, manifest = load_export(Path(from_export), table)
+        model, pretrained, dim, source = (
+            manifest["model"],
+            manifest["pretrained"],
+            manifest["dim"],
+            str(from_export),
+        )
+    else:
+        from vstore.compare.export import read_vectors
+        from vstore.db.migrations import require_model
+
+        spec = require_model(settings)
+        ids, vectors, dim = read_vectors(settings, table)
+        model, pretrained, source = spec.name, spec.pretrained, "database"
+    if len(ids) == 0:
+        raise NotFound(f"there are no {table} vectors to index; ingest data first (or `vstore bench synth`).")
+    if kind == "hnsw" and (m is None or ef_construction is None):
+        from vstore.compare.pg_methods import pg_hnsw_params
+
+        pg_m, pg_efc = pg_hnsw_params(settings, table) if from_export is None else (16, 64)
+        m, ef_construction = m or pg_m, ef_construction or pg_efc
+    index, params, seconds = build_faiss(
+        kind,
+        np.asarray(vectors),
+        m=m or 16,
+        ef_construction=ef_construction or 64,
+        nlist=nlist,
+        pq_m=pq_m,
+        threads=threads,
+    )
+    out = Path(out_dir) if out_dir else default_index_dir(settings, table, kind)
+    out.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(out / INDEX_FILE))
+    np.save(out / IDS_FILE, np.asarray(ids, dtype=np.int64))
+    result = FaissManifest(
+        model=model,
+        pretrained=pretrained,
+        dim=int(dim),
+        table=table,
+        type=kind,
+        rows=int(index.ntotal),
+        params=params,
+        build_s=seconds,
+        size_bytes=(out / INDEX_FILE).stat().st_size,
+        source=source,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        path=str(out),
+    )
+    (out / MANIFEST_FILE).write_text(json.dumps(asdict(result), indent=2) + "\n")
+    return result
+
+
+class SideIndex:
+    """A loaded side index: search by vector, answers in database ids."""
+
+    def __init__(self, index: Any, ids: np.ndarray, manifest: FaissManifest) -> None:
+        self.index = index
+        self.ids = ids
+        self.manifest = manifest
+
+    @classmethod
+    def load(cls, path: Path) -> SideIndex:
+        import faiss
+
+        path = Path(path)
+        if not (path / MANIFEST_FILE).is_file():
+            raise NotFound(f"no Faiss index at {path}; build one with `vstore faiss build --out {path}`.")
+        manifest = FaissManifest(**json.loads((path / MANIFEST_FILE).read_text()))
+        index = faiss.read_index(str(path / INDEX_FILE))
+        ids = np.load(path / IDS_FILE)
+        if len(ids) != index.ntotal:
+            raise ConfigError(f"{path}: {len(ids)} ids for {index.ntotal} vectors; rebuild the index.")
+        return cls(index, ids, manifest)
+
+    def check_model(self, name: str, pretrained: str, dim: int) -> None:
+        m = self.manifest
+        if (m.model, m.pretrained, m.dim) != (name, pretrained, dim):
+            raise ModelMismatch(
+                f"the Faiss index at {m.path} holds {m.model}/{m.pretrained} vectors (dim {m.dim}), the "
+                f"database {name}/{pretrained} (dim {dim}); rebuild it with `vstore faiss build`."
+            )
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        *,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        exclude_id: int | None = None,
+    ) -> list[FaissHit]:
+        import faiss
+
+        if vector.shape != (self.manifest.dim,):
+            raise ModelMismatch(
+                f"query vector has shape {vector.shape}, the index holds {self.manifest.dim}-d."
+            )
+        if nprobe is not None and self.manifest.type in ("ivf", "ivfpq"):
+            faiss.extract_index_ivf(self.index).nprobe = nprobe
+        if self.manifest.type == "hnsw":
+            self.index.hnsw.efSearch = max(ef_search or 40, k + 1)
+        want = k + (exclude_id is not None)
+        scores, rows = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), want)
+        hits = [
+            FaissHit(int(self.ids[r]), float(1.0 - s), float(s))
+            for s, r in zip(scores[0], rows[0], strict=True)
+            if r >= 0 and int(self.ids[r]) != exclude_id
+        ]
+        return hits[:k]
+
+
+def describe_hits(settings: Settings, table: str, hits: list[FaissHit]) -> list[dict[str, Any]]:
+    """Hits as dicts with what the database knows of each id (an image's path, a caption's text)."""
+    from vstore.compare.export import EXPORT_TABLES
+    from vstore.db import sql
+    from vstore.db.connect import connection
+
+    if table not in EXPORT_TABLES:
+        raise ConfigError(f"unknown table {table!r}.")
+    with connection(settings) as conn:
+        rows = conn.execute(
+            sql.load(f"queries/compare_hits_{table}"), {"ids": [h.id for h in hits]}
+        ).fetchall()
+    known = {int(r[0]): r for r in rows}
+    out = []
+    for hit in hits:
+        row = known.get(hit.id)
+        extra: dict[str, Any] = {"missing": True}  # deleted from the database since the index was built
+        if row is not None and table == "images":
+            extra = {"path": _join(row[1], row[2])}
+        elif row is not None:
+            extra = {"image_id": int(row[1]), "text": row[2]}
+        out.append({"id": hit.id, "distance": hit.distance, "similarity": hit.similarity, **extra})
+    return out
+
+
+def _join(root: str, relative: str) -> str:
+    import os
+
+    return os.path.join(root, *relative.split("/"))

@@ -1,0 +1,125 @@
+"""Connections from Settings: the embedded server by default, VSTORE_DATABASE_URL otherwise.
+
+Runtime code talks to PostgreSQL through psycopg 3 (binary COPY, prepared statements, pgvector's adapter);
+SQLAlchemy is only the engine Alembic needs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from vstore.config import Settings
+from vstore.errors import DatabaseUnavailable, PgvectorMissing, SchemaNotReady
+
+
+def database_url(settings: Settings) -> str:
+    """The libpq URL vstore uses; starts the embedded server when no URL is configured."""
+    if settings.database_url:
+        return settings.database_url
+    from vstore.db import embedded
+
+    return embedded.start(settings)
+
+
+def redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def sqlalchemy_url(url: str) -> str:
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)
+
+
+def _explain_connect_failure(url: str, exc: Exception) -> DatabaseUnavailable:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "password authentication failed" in text or "authentication" in text:
+        hint = "check the user name and password in VSTORE_DATABASE_URL"
+    elif "does not exist" in text and "database" in text:
+        hint = "create that database (createdb) or fix the database name in VSTORE_DATABASE_URL"
+    else:
+        hint = (
+            "check that the server is running and VSTORE_DATABASE_URL is right "
+            "(docker compose up -d starts the bundled one), or unset VSTORE_DATABASE_URL "
+            "to use the embedded server"
+        )
+    return DatabaseUnavailable(f"cannot connect to PostgreSQL at {redact(url)}: {text}. Fix: {hint}.")
+
+
+def connect(settings: Settings, *, autocommit: bool = False, vector: bool = True) -> psycopg.Connection:
+    """Open a psycopg connection. With `vector`, pgvector's types are registered (binary COPY of vectors,
+    numpy arrays as parameters); that needs the extension, so it raises SchemaNotReady without it."""
+    url = database_url(settings)
+    try:
+        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise _explain_connect_failure(url, exc) from exc
+    if vector:
+        from pgvector.psycopg import register_vector
+
+        try:
+            register_vector(conn)
+        except psycopg.ProgrammingError:
+            conn.close()
+            raise SchemaNotReady(
+                "this database has no vstore schema yet (the vector type is missing). "
+                "Run `vstore init` (or `vstore db upgrade`) first."
+            ) from None
+    return conn
+
+
+@contextmanager
+def connection(
+    settings: Settings, *, autocommit: bool = False, vector: bool = True
+) -> Iterator[psycopg.Connection]:
+    conn = connect(settings, autocommit=autocommit, vector=vector)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def ensure_pgvector(conn: psycopg.Connection) -> str:
+    """Create the vector extension if needed; return its version. Clear error when it cannot exist here."""
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    if row:
+        return str(row[0])
+    available = conn.execute(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+    ).fetchone()
+    if not available:
+        raise PgvectorMissing(
+            "pgvector is not installed on this PostgreSQL server. Install it "
+            "(https://github.com/pgvector/pgvector#installation, or use the pgvector/pgvector Docker image "
+            "from docker-compose.yml), or unset VSTORE_DATABASE_URL to use the embedded server."
+        )
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise PgvectorMissing(
+            "pgvector is installed on the server but this user may not create the extension: "
+            f"{str(exc).splitlines()[0]}. Fix: have a superuser run `CREATE EXTENSION vector;` in this "
+            "database once, then retry."
+        ) from exc
+    row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+    """The first column of the first row of a query that always returns one (count(*), RETURNING id)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"query returned no row: {sql.splitlines()[0]}")
+    return row[0]
+
+
+def vector_array(value: object) -> np.ndarray:
+    """A vector column value as float32: pgvector's adapter gives a Vector (binary results) or an ndarray
+    (text results)."""
+    to_numpy = getattr(value, "to_numpy", None)
+    return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)

@@ -1,0 +1,191 @@
+"""Schema lifecycle through Alembic: init (choose the model), upgrade, downgrade, current revision, and
+the model record every other module checks against."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import psycopg
+
+from vstore.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
+from vstore.db.connect import connection, ensure_pgvector
+from vstore.encode.encoder import ModelSpec, resolve_spec
+from vstore.errors import ModelMismatch, SchemaNotReady, VstoreError
+
+HEAD = "head"
+
+
+def _alembic_config(settings: Settings, model_spec: ModelSpec | None = None):  # -> alembic.config.Config
+    from alembic.config import Config
+
+    from vstore.resources import alembic_dir
+
+    config = Config()
+    config.set_main_option("script_location", str(alembic_dir()))
+    config.attributes["settings"] = settings
+    if model_spec is not None:
+        config.attributes["model_spec"] = model_spec
+    return config
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision id, read from the revision files' `revision`/`down_revision` lines: importing
+    Alembic and SQLAlchemy costs about half a second, which a search should not pay. A branched history
+    (not expected) falls back to Alembic's own answer."""
+    from vstore.resources import alembic_dir
+
+    revisions, parents = set(), set()
+    for file in (alembic_dir() / "versions").glob("*.py"):
+        text = file.read_text()
+        revision = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
+        parent = re.search(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
+        if revision is None:
+            continue
+        revisions.add(revision.group(1))
+        if parent is not None:
+            parents.add(parent.group(1))
+    heads = revisions - parents
+    if len(heads) == 1:
+        return heads.pop()
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_alembic_config(Settings())).get_current_head())
+
+
+def current_revision(conn: psycopg.Connection) -> str | None:
+    exists = conn.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+    return str(row[0]) if row else None
+
+
+def read_model(conn: psycopg.Connection) -> ModelSpec | None:
+    """The model recorded in the database, or None before `vstore init`."""
+    exists = conn.execute("SELECT to_regclass('public.embedding_model') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = conn.execute(
+        "SELECT name, pretrained, dim, checkpoint_sha256 FROM public.embedding_model WHERE id = 1"
+    ).fetchone()
+    return ModelSpec(name=row[0], pretrained=row[1], dim=row[2], checkpoint_sha256=row[3]) if row else None
+
+
+def _run_alembic(settings: Settings, action: str, revision: str, spec: ModelSpec | None = None) -> None:
+    from alembic import command
+    from sqlalchemy.exc import DBAPIError
+
+    config = _alembic_config(settings, spec)
+    try:
+        getattr(command, action)(config, revision)
+    except DBAPIError as exc:
+        raise VstoreError(
+            f"migration {action} to {revision} failed: {str(exc.orig).splitlines()[0]}"
+        ) from exc
+    except Exception as exc:  # alembic's CommandError for unknown revisions, etc.
+        if type(exc).__name__ == "CommandError":
+            raise VstoreError(
+                f"alembic {action} {revision}: {exc}. `vstore db status` shows the revision."
+            ) from exc
+        raise
+
+
+def upgrade(settings: Settings, revision: str = HEAD, spec: ModelSpec | None = None) -> str:
+    """Migrate to `revision`. A new database is created for `spec` (default: settings' model or ViT-B-32)."""
+    with connection(settings, autocommit=True, vector=False) as conn:
+        ensure_pgvector(conn)
+        recorded = read_model(conn)
+    if recorded is None and spec is None:
+        spec = resolve_spec(settings.model or DEFAULT_MODEL, settings.pretrained or DEFAULT_PRETRAINED)
+    _run_alembic(settings, "upgrade", revision, spec)
+    with connection(settings, autocommit=True, vector=False) as conn:
+        return current_revision(conn) or "base"
+
+
+def downgrade(settings: Settings, revision: str) -> str:
+    _run_alembic(settings, "downgrade", revision)
+    with connection(settings, autocommit=True, vector=False) as conn:
+        return current_revision(conn) or "base"
+
+
+def check_same_model(recorded: ModelSpec, wanted: ModelSpec) -> None:
+    same = (
+        recorded.name == wanted.name
+        and recorded.dim == wanted.dim
+        and (
+            recorded.pretrained == wanted.pretrained
+            or (
+                recorded.checkpoint_sha256 is not None
+                and recorded.checkpoint_sha256 == wanted.checkpoint_sha256
+            )
+        )
+    )
+    if not same:
+        raise ModelMismatch(
+            f"this database holds {recorded.label} vectors (dim {recorded.dim}); {wanted.label} "
+            f"(dim {wanted.dim}) was asked for. Vectors of different models are not comparable: drop "
+            "--model/--pretrained (and VSTORE_MODEL/VSTORE_PRETRAINED) to use the recorded model, or start "
+            "a new database (another VSTORE_HOME or VSTORE_DATABASE_URL, or `vstore db downgrade base`)."
+        )
+
+
+def init(settings: Settings, model: str | None = None, pretrained: str | None = None) -> ModelSpec:
+    """Create (or confirm) the schema for a model. Idempotent for the same model; refuses another one."""
+    name = model or settings.model or DEFAULT_MODEL
+    tag = pretrained or settings.pretrained or DEFAULT_PRETRAINED
+    wanted = resolve_spec(name, tag)
+    with connection(settings, autocommit=True, vector=False) as conn:
+        ensure_pgvector(conn)
+        recorded = read_model(conn)
+    if recorded is not None:
+        check_same_model(recorded, wanted)
+    upgrade(settings, HEAD, wanted)
+    return wanted
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    revision: str | None
+    head: str
+    model: ModelSpec | None
+
+    @property
+    def current(self) -> bool:
+        return self.revision == self.head
+
+
+def schema_state(settings: Settings) -> SchemaState:
+    with connection(settings, autocommit=True, vector=False) as conn:
+        return SchemaState(revision=current_revision(conn), head=head_revision(), model=read_model(conn))
+
+
+def checked_model(conn: psycopg.Connection) -> ModelSpec:
+    """The database's model, after checking the schema is at head (SchemaNotReady says what to run)."""
+    model = read_model(conn)
+    if model is None:
+        raise SchemaNotReady("this database is empty. Run `vstore init` (or `vstore ingest DIR`) first.")
+    revision, head = current_revision(conn), head_revision()
+    if revision != head:
+        raise SchemaNotReady(
+            f"the database schema is at revision {revision}, this vstore needs {head}. "
+            "Run `vstore db upgrade`."
+        )
+    return model
+
+
+def require_model(settings: Settings) -> ModelSpec:
+    """The database's model; SchemaNotReady when the database is empty or not migrated to head."""
+    with connection(settings, autocommit=True, vector=False) as conn:
+        return checked_model(conn)
+
+
+def resolve_model(settings: Settings) -> ModelSpec:
+    """The model to encode with: the database's, refusing a different --model/--pretrained."""
+    recorded = require_model(settings)
+    if settings.model or settings.pretrained:
+        wanted = resolve_spec(settings.model or recorded.name, settings.pretrained or recorded.pretrained)
+        check_same_model(recorded, wanted)
+    return recorded

@@ -1,0 +1,131 @@
+"""SQLAlchemy tables: the schema contract of DESIGN.md. No behaviour lives here.
+
+Alembic revisions own the schema; these tables are what `alembic check` compares them with. The embedding
+columns are declared without a dimension because the dimension belongs to the database's model record
+(chosen at `vstore init`); env.py skips the dimension when comparing.
+"""
+
+from __future__ import annotations
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+)
+
+metadata = MetaData()
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+embedding_model = Table(
+    "embedding_model",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, server_default=text("1"), autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("pretrained", Text, nullable=False),
+    Column("checkpoint_sha256", Text),
+    Column("dim", Integer, nullable=False),
+    Column("random_weights", Boolean, nullable=False, server_default=false()),
+    _created_at(),
+    CheckConstraint("id = 1", name="embedding_model_single_row"),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("root", Text, nullable=False),
+    Column("format", Text, nullable=False),
+    _created_at(),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("dataset_id", BigInteger, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("split", Text),
+    Column("path", Text, nullable=False),  # relative to the dataset root, '/'-separated
+    Column("content_hash", Text),  # sha256 hex of the file bytes
+    Column("size", BigInteger),
+    Column("mtime", Double),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("source_id", Text),  # e.g. the COCO image id
+    Column("label", Text),  # class folder name, for zero-shot evaluation
+    Column("status", Text, nullable=False, server_default="ok"),
+    Column("error", Text),
+    Column("embedding", Vector()),
+    _created_at(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("dataset_id", "path", name="images_dataset_path_key"),
+    CheckConstraint("status IN ('ok', 'failed', 'missing')", name="images_status_check"),
+    Index("images_content_hash_idx", "content_hash"),
+    Index("images_dataset_split_idx", "dataset_id", "split"),
+    Index(
+        "images_embedding_hnsw",
+        "embedding",
+        postgresql_using="hnsw",
+        postgresql_with={"m": 16, "ef_construction": 64},
+        postgresql_ops={"embedding": "vector_cosine_ops"},
+    ),
+)
+
+captions = Table(
+    "captions",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("image_id", BigInteger, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("source_id", Text, nullable=False),  # e.g. the COCO annotation id
+    Column("text", Text, nullable=False),
+    Column("embedding", Vector()),
+    _created_at(),
+    UniqueConstraint("image_id", "source_id", name="captions_image_source_key"),
+    Index("captions_image_id_idx", "image_id"),
+    Index(
+        "captions_embedding_hnsw",
+        "embedding",
+        postgresql_using="hnsw",
+        postgresql_with={"m": 16, "ef_construction": 64},
+        postgresql_ops={"embedding": "vector_cosine_ops"},
+    ),
+)
+
+text_queries = Table(
+    "text_queries",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("text", Text, nullable=False, unique=True),
+    Column("embedding", Vector(), nullable=False),
+    _created_at(),
+)
+
+# Index definitions taken down for a bulk load and not yet rebuilt (a crash between the two must not
+# lose the index): the next ingest, or `vstore index status`, rebuilds them.
+deferred_indexes = Table(
+    "deferred_indexes",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("definition", Text, nullable=False),
+    _created_at(),
+)

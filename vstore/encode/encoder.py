@@ -1,0 +1,202 @@
+"""The Encoder boundary: images and texts in, L2-normalised float32 vectors out.
+
+OpenClipEncoder wraps any open_clip model: by name + pretrained tag (downloads on first use), a local
+checkpoint file, or `random` weights (seeded, so every process builds the same model: meaningless results,
+real FLOPs, for pipeline tests and throughput runs). torch and open_clip are imported lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from vstore.errors import ConfigError, ModelLoadError
+
+RANDOM = "random"
+RANDOM_SEED = 0
+TINY_TEST_MODEL = "vstore-tiny"  # 32-d, 32x32 px; ships in encode/model_configs for tests
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the database records about its model."""
+
+    name: str
+    pretrained: str  # a tag ("openai"), "random", or a local checkpoint path
+    dim: int
+    checkpoint_sha256: str | None = None
+
+    @property
+    def random_weights(self) -> bool:
+        return self.pretrained == RANDOM
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.pretrained}"
+
+
+def _register_bundled_configs() -> None:
+    import open_clip
+
+    from vstore.resources import model_configs_dir
+
+    if TINY_TEST_MODEL not in open_clip.list_models():
+        open_clip.add_model_config(model_configs_dir())
+
+
+def model_dim(name: str) -> int:
+    """Embedding dimension of an open_clip architecture, from its config (no weights are loaded)."""
+    import open_clip
+
+    _register_bundled_configs()
+    config = open_clip.get_model_config(name)
+    if config is None:
+        raise ConfigError(
+            f'open_clip has no model named {name!r}. See `python -c "import open_clip; '
+            'print(open_clip.list_models())"` for the names it knows.'
+        )
+    return int(config["embed_dim"])
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_spec(name: str, pretrained: str) -> ModelSpec:
+    """Turn user options into a ModelSpec (dimension looked up, checkpoint hashed)."""
+    checkpoint_sha = None
+    if pretrained != RANDOM and Path(pretrained).expanduser().is_file():
+        path = Path(pretrained).expanduser().resolve()
+        pretrained, checkpoint_sha = str(path), _sha256_file(path)
+    return ModelSpec(name=name, pretrained=pretrained, dim=model_dim(name), checkpoint_sha256=checkpoint_sha)
+
+
+class Encoder(Protocol):
+    spec: ModelSpec
+    device: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def image_transform(self) -> Callable[[Any], Any]:
+        """PIL image -> model input tensor; picklable, so decode workers can apply it."""
+        ...
+
+    def encode_images(self, pixels: Any) -> np.ndarray: ...
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for, but torch sees no CUDA GPU; use --device cpu.")
+    return device
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class OpenClipEncoder:
+    def __init__(self, spec: ModelSpec, device: str = "auto", threads: int | None = None) -> None:
+        import open_clip
+        import torch
+
+        _register_bundled_configs()
+        if threads:
+            torch.set_num_threads(threads)
+        self.spec = spec
+        self.device = pick_device(device)
+        try:
+            if spec.random_weights:
+                torch.manual_seed(RANDOM_SEED)  # same weights in every process that opens this database
+                with _quiet_root_logger():  # open_clip warns "no pretrained weights"; vstore warns itself
+                    model, _, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=None)
+            else:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    spec.name, pretrained=spec.pretrained
+                )
+        except Exception as exc:  # network errors, missing files, bad tags all surface differently
+            raise ModelLoadError(
+                f"could not load open_clip model {spec.name!r} with pretrained={spec.pretrained!r}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. Fix: this machine may be "
+                "offline; pass --pretrained /path/to/checkpoint.pt, warm the Hugging Face cache (HF_HOME) "
+                "where there is network, or use --pretrained random to exercise the pipeline "
+                "(results are then meaningless)."
+            ) from exc
+        self._model = model.to(self.device).eval()
+        self._preprocess = preprocess
+        self._tokenizer = open_clip.get_tokenizer(spec.name)
+        self.context_length = int(getattr(self._tokenizer, "context_length", 77))
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    def image_transform(self) -> Callable[[Any], Any]:
+        return self._preprocess
+
+    def _run(self, fn: Callable[[Any], Any], batch: Any) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            if self.device.startswith("cuda"):
+                with torch.autocast("cuda", dtype=torch.float16):
+                    out = fn(batch.to(self.device, non_blocking=True))
+            else:
+                out = fn(batch.to(self.device))
+        return l2_normalise(out.float().cpu().numpy())
+
+    def encode_images(self, pixels: Any) -> np.ndarray:
+        import torch
+
+        if isinstance(pixels, np.ndarray):
+            pixels = torch.from_numpy(pixels)
+        return self._run(self._model.encode_image, pixels)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        tokens = self._tokenizer(list(texts))
+        return self._run(self._model.encode_text, tokens)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens including start/end markers; more than context_length means the text gets truncated."""
+        encode = getattr(self._tokenizer, "encode", None)
+        if encode is None:
+            return 0
+        return len(encode(text)) + 2
+
+
+def load_encoder(spec: ModelSpec, device: str = "auto", threads: int | None = None) -> Encoder:
+    return OpenClipEncoder(spec, device=device, threads=threads)

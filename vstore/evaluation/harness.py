@@ -1,0 +1,347 @@
+"""`vstore eval`: retrieval quality of every search method on the database's own data.
+
+For each (method, setting) pair built by vstore.methods (the same machinery `vstore compare` times):
+
+- caption -> image: precision@k (truth: the caption's image) and recall@K (one relevant image per caption);
+- image -> image: precision@k (truth: the query image itself);
+- external queries (`--queries-file`: texts, or paths of images not in the dataset): precision@k with the
+  exact kNN top-1 as truth, and NDCG@k with rel = cosine(result, query) and IDCG from the exact top k;
+
+plus, once per database (they measure the model, not an index): zero-shot top-1/top-5 accuracy per prompt
+template on labelled images, and the mean/max cosine of true caption-image pairs.
+
+Every method searches the whole searchable image set (what `vstore search` searches); `dataset` narrows
+the *queries* to one dataset's captions and images. Queries are a seeded sample of at most `limit` per
+kind, so every method answers the same ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vstore.config import Settings
+from vstore.db.connect import connection
+from vstore.db.indexes import DEFAULT_EF_SEARCH
+from vstore.encode.encoder import Encoder
+from vstore.errors import ConfigError, ModelMismatch
+from vstore.evaluation import metrics
+from vstore.evaluation.queries import (
+    Queries,
+    dataset_id_of,
+    encode_queries,
+    load_captions,
+    load_image_ids,
+    read_queries_file,
+)
+from vstore.evaluation.zeroshot import (
+    DEFAULT_TEMPLATES,
+    ZeroShotResult,
+    check_templates,
+    load_labelled,
+    zero_shot,
+)
+
+DEFAULT_EVAL_METHODS = (
+    "exact-numpy",
+    "pgvector-hnsw",
+    "pgvector-ivfflat",
+    "faiss-ivf",
+    "faiss-hnsw",
+    "faiss-ivfpq",
+)
+DEFAULT_LIMIT = 1000
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class MethodQuality:
+    """One (method, setting) pair and its metrics, keyed like 'caption_image.precision@5'."""
+
+    method: str  # label: name plus setting, e.g. "pgvector-hnsw(ef_search=40)"
+    name: str
+    params: dict[str, Any]
+    build_params: dict[str, Any]
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    model: str
+    random_weights: bool
+    dataset: str | None
+    corpus_images: int
+    caption_queries: int
+    image_queries: int
+    external_queries: int
+    ks: tuple[int, ...]
+    recall_ks: tuple[int, ...]
+    pair_cosine_mean: float | None
+    pair_cosine_max: float | None
+    methods: list[MethodQuality] = field(default_factory=list)
+    zero_shot: list[ZeroShotResult] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """method -> metric -> value, with the run's context beside it."""
+        return {
+            "methods": {m.method: m.metrics for m in self.methods},
+            "settings": {m.method: {"params": m.params, "build": m.build_params} for m in self.methods},
+            "zero_shot": {z.template: {"top1": z.top1, "top5": z.top5} for z in self.zero_shot},
+            "diagnostics": {
+                "pair_cosine_mean": self.pair_cosine_mean,
+                "pair_cosine_max": self.pair_cosine_max,
+            },
+            "model": self.model,
+            "random_weights": self.random_weights,
+            "dataset": self.dataset,
+            "corpus_images": self.corpus_images,
+            "queries": {
+                "caption_image": self.caption_queries,
+                "image_image": self.image_queries,
+                "external": self.external_queries,
+            },
+            "ks": list(self.ks),
+            "recall_ks": list(self.recall_ks),
+        }
+
+
+def parse_ks(text: str | Sequence[int] | None, default: Sequence[int], option: str) -> tuple[int, ...]:
+    """'1,3,5' -> (1, 3, 5): positive, deduplicated, sorted."""
+    if text is None:
+        return tuple(default)
+    items = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        ks = sorted({int(str(k).strip()) for k in items if str(k).strip()})
+    except ValueError:
+        raise ConfigError(f"{option} takes whole numbers separated by commas, e.g. 1,5,10.") from None
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"{option} needs at least one k, each at least 1.")
+    return tuple(ks)
+
+
+# ------------------------------------------------------------------------------------------ scoring
+def _relevances(corpus: Any, query: np.ndarray, ids: np.ndarray) -> list[float]:
+    """cosine(v(X_i), v(Y)) for each returned id (0 for padding or an id outside the corpus)."""
+    rows = corpus.rows_of(ids)
+    sims = corpus.vectors[rows.clip(0)] @ query
+    return [float(s) if r >= 0 else 0.0 for s, r in zip(sims, rows, strict=True)]
+
+
+@dataclass
+class _ExternalTruth:
+    top1: list[frozenset[int]]
+    ideal: list[list[float]]
+
+
+def _external_truth(exact: Any, corpus: Any, external: np.ndarray, k: int) -> _ExternalTruth:
+    top1, ideal = [], []
+    for query in external:
+        ids, distances = exact.search(query, k)
+        top1.append(metrics.tied_ids(ids, distances))
+        ideal.append([1.0 - float(d) for d in distances])
+    return _ExternalTruth(top1, ideal)
+
+
+def score_method(
+    method: Any,
+    corpus: Any,
+    queries: Queries,
+    truth: _ExternalTruth | None,
+    ks: Sequence[int],
+    recall_ks: Sequence[int],
+) -> dict[str, float]:
+    """All retrieval metrics of one configured method."""
+    out: dict[str, float] = {}
+    if len(queries.caption_images):
+        # Precision and recall are searched separately, each with its own largest k: an HNSW search for
+        # k = 100 widens its candidate list to 100, so its top 10 would flatter the method at k = 10.
+        found = method.search_batch(queries.caption_vectors, max(ks))
+        truths = [int(t) for t in queries.caption_images]
+        for k, value in metrics.precision_at_ks(found, truths, ks).items():
+            out[f"caption_image.precision@{k}"] = value
+        if max(recall_ks) != max(ks):
+            found = method.search_batch(queries.caption_vectors, max(recall_ks))
+        for k, value in metrics.recall_at_ks(found, [[t] for t in truths], recall_ks).items():
+            out[f"caption_image.recall@{k}"] = value
+    if len(queries.image_ids):
+        vectors = corpus.vectors[corpus.rows_of(queries.image_ids)]
+        found = method.search_batch(vectors, max(ks))
+        for k, value in metrics.precision_at_ks(found, [int(i) for i in queries.image_ids], ks).items():
+            out[f"image_image.precision@{k}"] = value
+    if truth is not None and len(queries.external):
+        found = method.search_batch(queries.external, max(ks))
+        for k, value in metrics.precision_at_ks(found, truth.top1, ks).items():
+            out[f"external.precision@{k}"] = value
+        rels = [_relevances(corpus, q, row) for q, row in zip(queries.external, found, strict=True)]
+        lists = [[int(i) for i in row] for row in found]
+        for k in ks:
+            ideal = [r[:k] for r in truth.ideal]
+            out[f"external.ndcg@{k}"] = metrics.mean_ndcg_at_k(lists, rels, ideal, k)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ harness
+def evaluate(
+    settings: Settings,
+    *,
+    methods: Sequence[str] | str | None = None,
+    ks: Sequence[int] = metrics.DEFAULT_PRECISION_KS,
+    recall_ks: Sequence[int] = metrics.DEFAULT_RECALL_KS,
+    queries_file: Path | None = None,
+    templates: Sequence[str] = DEFAULT_TEMPLATES,
+    dataset: str | None = None,
+    limit: int | None = DEFAULT_LIMIT,
+    ef_search: Sequence[int] | None = None,
+    probes: Sequence[int] | None = None,
+    seed: int = 0,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
+    """Run every metric for every (method, setting) pair. `ef_search` defaults to the CLI search's
+    (DEFAULT_EF_SEARCH), so eval scores what search does. `encoder` (default: the database's model, loaded
+    only when external queries or labelled images need text/image encoding) may be injected.
+    `probes` (IVF probes / nprobe) defaults to ceil(sqrt(lists)), pgvector's suggested starting point."""
+    from vstore.compare.base import BuildOptions, load_corpus
+    from vstore.compare.methods import build_method, iter_settings, parse_methods
+    from vstore.db.indexes import default_nlist
+    from vstore.db.migrations import require_model
+
+    say = progress or (lambda _message: None)
+    ks, recall_ks = tuple(sorted(set(ks))), tuple(sorted(set(recall_ks)))
+    templates = check_templates(templates)
+    names = parse_methods(methods or list(DEFAULT_EVAL_METHODS))
+    spec = require_model(settings)
+    rng = np.random.default_rng(seed)
+
+    def get_encoder() -> Encoder:
+        nonlocal encoder
+        if encoder is None:
+            from vstore.encode.encoder import load_encoder
+
+            say(f"loading {spec.label} to encode queries")
+            encoder = load_encoder(spec, device=settings.device, threads=settings.threads)
+        if encoder.dim != spec.dim:
+            raise ModelMismatch(
+                f"the query encoder gives {encoder.dim}-d vectors; the database holds {spec.dim}-d."
+            )
+        return encoder
+
+    say("loading image vectors")
+    corpus = load_corpus(settings, "images")
+    with connection(settings) as conn:
+        dataset_id = dataset_id_of(conn, dataset)
+        caption_vectors, caption_images = load_captions(conn, dataset_id, limit, rng)
+        image_ids = load_image_ids(conn, dataset_id, corpus.ids, limit, rng)
+        labels, labelled_vectors = load_labelled(conn, dataset_id)
+    caption_images_in_corpus = corpus.rows_of(caption_images) >= 0
+    caption_vectors, caption_images = (
+        caption_vectors[caption_images_in_corpus],
+        caption_images[caption_images_in_corpus],
+    )
+
+    external = np.zeros((0, corpus.dim), np.float32)
+    if queries_file is not None:
+        items = read_queries_file(Path(queries_file))
+        if not items:
+            raise ConfigError(
+                f"--queries-file {queries_file} has no queries (one text or image path a line)."
+            )
+        external = encode_queries(get_encoder(), items)
+    queries = Queries(caption_vectors, caption_images, image_ids, external)
+
+    pair_mean = pair_max = None
+    if len(caption_images):
+        image_vectors = corpus.vectors[corpus.rows_of(caption_images)]
+        pair_mean, pair_max = metrics.pair_cosine_stats(caption_vectors, image_vectors)
+
+    truth = None
+    if len(external) and len(corpus):
+        exact = build_method("exact-numpy", corpus, settings)
+        truth = _external_truth(exact, corpus, external, max(ks))
+
+    results: list[MethodQuality] = []
+    if len(corpus):
+        nlist = default_nlist(len(corpus))
+        options = BuildOptions(
+            ef_sweep=tuple(ef_search or (DEFAULT_EF_SEARCH,)),
+            probe_sweep=tuple(probes or (max(1, math.ceil(math.sqrt(nlist))),)),
+        )
+        for method in iter_settings(corpus, settings, names, options):
+            say(f"evaluating {method.label}")
+            scores = score_method(method, corpus, queries, truth, ks, recall_ks)
+            results.append(
+                MethodQuality(
+                    method.label, method.name, dict(method.params), dict(method.build_params), scores
+                )
+            )
+
+    zero = zero_shot(labels, labelled_vectors, get_encoder(), templates) if len(set(labels)) >= 2 else []
+    return EvalReport(
+        model=spec.label,
+        random_weights=spec.random_weights,
+        dataset=dataset,
+        corpus_images=len(corpus),
+        caption_queries=len(caption_images),
+        image_queries=len(image_ids),
+        external_queries=len(external),
+        ks=ks,
+        recall_ks=recall_ks,
+        pair_cosine_mean=pair_mean,
+        pair_cosine_max=pair_max,
+        methods=results,
+        zero_shot=zero,
+    )
+
+
+PLOT_KINDS = (
+    ("caption_image", "caption → image"),
+    ("image_image", "image → image"),
+    ("external", "external queries (truth: exact top-1)"),
+)
+
+
+def plot_precision(report: EvalReport, path: Path) -> Path:
+    """precision@k against k, one line per (method, setting), one panel per query kind; PNG via Agg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = [
+        (key, title)
+        for key, title in PLOT_KINDS
+        if any(f"{key}.precision@{report.ks[0]}" in m.metrics for m in report.methods)
+    ]
+    if not kinds:
+        raise ConfigError(
+            "nothing to plot: the database has no captions, images or external queries to score."
+        )
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 5.0), squeeze=False)
+    for ax, (key, title) in zip(axes[0], kinds, strict=True):
+        for quality in report.methods:
+            values = [quality.metrics.get(f"{key}.precision@{k}", math.nan) for k in report.ks]
+            ax.plot(report.ks, values, marker="o", label=quality.method)
+        ax.set_title(title)
+        ax.set_xlabel("k")
+        ax.set_ylabel("precision@k")
+        ax.set_xticks(list(report.ks))
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    columns = min(len(names), 3)
+    rows = math.ceil(len(names) / columns) if names else 0
+    suffix = " (random weights)" if report.random_weights else ""
+    fig.suptitle(f"vstore eval: {report.model}{suffix}, {report.corpus_images} images")
+    # The legend goes under the panels: inside, it would hide the lines that sit near 1.0.
+    fig.legend(handles, names, loc="lower center", ncol=columns, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * rows, 1, 1))
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

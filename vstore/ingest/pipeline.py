@@ -1,0 +1,309 @@
+"""The ingest pipeline: source records -> plan against stored rows (per chunk) -> decode in worker
+processes -> encode in batches -> binary COPY + upsert, one commit per batch.
+
+    report = ingest(settings, "coco/", split=["val2017"])
+
+Incremental: a file whose size and mtime match its row is not read; a file whose bytes hash to an
+embedding already stored (renamed, copied, touched) reuses it without encoding; rows of the scanned
+dataset/splits whose file is gone are marked 'missing'. Crash-safe: each batch commits on its own, so
+an interrupted run loses at most one batch and the next run resumes (it finds the committed rows).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vstore.config import Settings
+from vstore.encode.encoder import Encoder, ModelSpec
+from vstore.ingest.report import IngestProgress, IngestReport
+from vstore.ingest.sources import open_source
+from vstore.ingest.sources.records import CaptionRecord, ImageRecord
+from vstore.ingest.workers import Decoded, DecodePool
+from vstore.ingest.writer import CaptionRow, ImageRow, StoredImage, Writer
+
+__all__ = ["IngestProgress", "IngestReport", "ingest", "prepare_model"]
+
+PLAN_CHUNK = 512  # paths looked up per query
+BULK_LOAD_ROWS = 10_000  # defer the vector indexes when at least this many new rows are planned ...
+# ... and they outnumber the rows already in the table (see docs/ingest.md for the measurements)
+
+
+@dataclass
+class _Item:
+    record: ImageRecord
+    stored: StoredImage | None
+    decode: bool  # read + hash (+ decode unless the hash matches `expected_hash`)
+    expected_hash: str | None
+    touch: bool  # unchanged content, but status/metadata to refresh
+    captions: list[CaptionRecord] = field(default_factory=list)  # new or changed captions to embed
+    result: Decoded | None = None
+
+
+def prepare_model(settings: Settings) -> ModelSpec:
+    """The database's model; on an empty database, create the schema for the settings' model first."""
+    from vstore.db.migrations import init, resolve_model, schema_state
+
+    if schema_state(settings).model is None:
+        return init(settings)
+    return resolve_model(settings)
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def _stat(path: Path) -> tuple[int, float] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime
+
+
+def _plan(writer: Writer, dataset_id: int, records: Sequence[ImageRecord], rescan: bool) -> list[_Item]:
+    paths = [r.path for r in records]
+    stored = writer.stored_images(dataset_id, paths)
+    stored_captions = writer.stored_captions(dataset_id, paths)
+    writer.remember_seen(paths)
+    items = []
+    for record in records:
+        row = stored.get(record.path)
+        new_captions = [
+            c for c in record.captions if stored_captions.get((record.path, c.source_id)) != c.text
+        ]
+        reusable = row is not None and row.status in ("ok", "missing")
+        stat = _stat(record.file)
+        unchanged = reusable and not rescan and stat is not None and (row.size, row.mtime) == stat  # type: ignore[union-attr]
+        metadata_changed = row is not None and (row.split, row.source_id, row.label) != (
+            record.split,
+            record.source_id,
+            record.label,
+        )
+        items.append(
+            _Item(
+                record=record,
+                stored=row,
+                decode=not unchanged,
+                expected_hash=row.content_hash if reusable else None,  # type: ignore[union-attr]
+                touch=bool(unchanged and (row.status == "missing" or metadata_changed)),  # type: ignore[union-attr]
+                captions=new_captions,
+            )
+        )
+    return items
+
+
+def _chunks(records: Iterator[ImageRecord], size: int) -> Iterator[list[ImageRecord]]:
+    chunk: list[ImageRecord] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: Encoder,
+        writer: Writer,
+        dataset_id: int,
+        report: IngestReport,
+        progress: Callable[[IngestProgress], None] | None,
+        total: int,
+    ) -> None:
+        self.settings, self.encoder, self.writer, self.dataset_id = settings, encoder, writer, dataset_id
+        self.report, self.progress, self.total = report, progress, total
+        self.batch_size = settings.batch_size
+        self.context_length = int(getattr(encoder, "context_length", 77))
+        self.images: list[ImageRow] = []
+        # decoded rows (with pixels, and whether the path had a row) whose content may already be stored
+        self.to_check: list[tuple[ImageRow, Any, bool]] = []
+        self.captions: list[tuple[str, CaptionRecord]] = []
+        self.done = 0
+
+    # -- accepting items -------------------------------------------------------------------------------
+    def accept(self, item: _Item) -> None:
+        record, report = item.record, self.report
+        report.scanned += 1
+        self.done += 1
+        self.captions.extend((record.path, c) for c in item.captions)
+        row = ImageRow(split=record.split, path=record.path, source_id=record.source_id, label=record.label)
+        if not item.decode:
+            report.unchanged += 1
+            if item.touch:
+                row.touch = True
+                self.images.append(row)
+        else:
+            result = item.result
+            assert result is not None
+            row.content_hash, row.size, row.mtime = result.content_hash, result.size, result.mtime
+            if result.error is not None:
+                row.status, row.error = "failed", result.error
+                report.failed.append((record.path, result.error))
+                self.images.append(row)
+            elif result.pixels is None:  # same bytes as stored: keep the embedding
+                report.unchanged += 1
+                row.touch = True
+                self.images.append(row)
+            else:
+                row.width, row.height = result.width, result.height
+                self.to_check.append((row, result.pixels, item.stored is not None))
+        if (
+            len(self.to_check) >= self.batch_size
+            or len(self.captions) >= 8 * self.batch_size
+            or (len(self.images) >= 4096)
+        ):
+            self.flush()
+        elif self.progress and self.done % 256 == 0:
+            self.tell()
+
+    # -- one batch: reuse by hash, encode, write, commit ---------------------------------------------------
+    def flush(self) -> None:
+        report = self.report
+        started = time.perf_counter()
+        hashes = sorted({row.content_hash for row, _, _ in self.to_check if row.content_hash})
+        stored = self.writer.embeddings_by_hash(hashes)
+        report.write_s += time.perf_counter() - started
+        encode_rows, encode_pixels = [], []
+        for row, pixels, existed in self.to_check:
+            reuse = stored.get(row.content_hash or "")
+            if reuse is not None:
+                row.embedding = reuse[0]
+                report.renamed += 1
+            else:
+                encode_rows.append(row)
+                encode_pixels.append(pixels)
+                if existed:
+                    report.updated += 1
+                else:
+                    report.added += 1
+            self.images.append(row)
+        started = time.perf_counter()
+        if encode_rows:
+            vectors = self.encoder.encode_images(np.stack(encode_pixels))
+            for row, vector in zip(encode_rows, vectors, strict=True):
+                row.embedding = vector
+            report.images_encoded += len(encode_rows)
+        caption_rows = self._encode_captions()
+        report.encode_s += time.perf_counter() - started
+        started = time.perf_counter()
+        self.writer.write_batch(self.dataset_id, self.images, caption_rows)
+        report.write_s += time.perf_counter() - started
+        report.captions_added += len(caption_rows)
+        self.images, self.to_check, self.captions = [], [], []
+        self.tell()
+
+    def _encode_captions(self) -> list[CaptionRow]:
+        rows: list[CaptionRow] = []
+        for start in range(0, len(self.captions), 4 * self.batch_size):
+            chunk = self.captions[start : start + 4 * self.batch_size]
+            texts = [c.text for _, c in chunk]
+            for text in texts:
+                # A token is at least one character, so only long texts can overflow the context.
+                if (
+                    len(text) > self.context_length - 2
+                    and self.encoder.count_tokens(text) > self.context_length
+                ):
+                    self.report.captions_truncated += 1
+            vectors = self.encoder.encode_texts(texts)
+            rows.extend(
+                CaptionRow(path, c.source_id, c.text, v) for (path, c), v in zip(chunk, vectors, strict=True)
+            )
+        return rows
+
+    def tell(self) -> None:
+        if self.progress:
+            self.progress(
+                IngestProgress(self.done, self.total, self.report.images_encoded, self.report.captions_added)
+            )
+
+
+def ingest(
+    settings: Settings,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    dataset: str | None = None,
+    split: Sequence[str] | None = None,
+    rescan: bool = False,
+    progress: Callable[[IngestProgress], None] | None = None,
+    encoder: Encoder | None = None,
+) -> IngestReport:
+    """Ingest a COCO folder, image tree or manifest into the database of `settings`; see the module doc.
+
+    The first ingest into an empty database creates the schema for the settings' model (default
+    ViT-B-32/openai); later ones use the recorded model and refuse another (ModelMismatch). A malformed
+    annotation file or manifest raises SourceError before anything is written; bad image files are
+    recorded as 'failed' rows and listed in the report."""
+    from vstore.db.connect import connection
+    from vstore.db.indexes import defer_indexes, rebuild_deferred
+    from vstore.db.migrations import check_same_model
+    from vstore.encode.encoder import load_encoder
+
+    started = time.perf_counter()
+    source = open_source(Path(path), format, list(split) if split else None)
+    total = source.estimate()  # also validates annotation files before anything is written
+    spec = prepare_model(settings)
+    if encoder is None:
+        encoder = load_encoder(spec, device=settings.device, threads=settings.threads)
+    else:
+        check_same_model(spec, encoder.spec)
+    name = dataset or source.name
+    report = IngestReport(
+        dataset=name,
+        format=source.format,
+        root=str(Path(source.root).resolve()),
+        splits=list(source.splits) if source.splits else None,
+        model=spec.label,
+        random_weights=spec.random_weights,
+        device=encoder.device,
+    )
+    workers = default_workers() if settings.workers is None else settings.workers
+    with connection(settings, autocommit=True) as conn:
+        report.indexes_rebuilt += rebuild_deferred(conn)  # heal a bulk load that crashed before its rebuild
+        writer = Writer(conn)
+        dataset_id = writer.upsert_dataset(name, report.root, source.format)
+        planned_new = total - writer.count_images(dataset_id)
+        deferred: list[str] = []
+        if planned_new >= BULK_LOAD_ROWS and planned_new > writer.count_images():
+            deferred = defer_indexes(conn, "images") + defer_indexes(conn, "captions")
+        pipeline = _Pipeline(settings, encoder, writer, dataset_id, report, progress, total)
+        decoder = DecodePool(encoder.image_transform(), workers, settings.batch_size)
+        report.setup_s = time.perf_counter() - started
+        pipeline.tell()  # the progress bar starts now, not at the first commit
+        try:
+            planned = (
+                item
+                for chunk in _chunks(source.records(), PLAN_CHUNK)
+                for item in _plan(writer, dataset_id, chunk, rescan)
+            )
+            for item, waited in decoder.run(planned):
+                report.decode_wait_s += waited
+                if item.result is not None:
+                    report.decode_s += item.result.seconds
+                pipeline.accept(item)
+            pipeline.flush()
+        finally:
+            decoder.close()
+        report.missing = writer.mark_missing(
+            dataset_id, source.splits if source.format != "manifest" else None
+        )
+        if deferred:
+            report.indexes_rebuilt += rebuild_deferred(conn)
+    stats = source.stats
+    report.captions_empty = stats.captions_empty
+    report.captions_unknown_image = stats.captions_unknown_image
+    report.uncaptioned_images = stats.uncaptioned_images
+    report.annotations_missing_file = stats.annotations_missing_file
+    report.wall_s = time.perf_counter() - started
+    return report

@@ -1,0 +1,96 @@
+"""What a source yields: one ImageRecord per image file, with its captions, plus counters of what the
+source skipped. Sources never touch the database; the ingest pipeline turns records into rows."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from vstore.encode.images import is_image_name
+
+__all__ = ["is_image_name"]  # re-exported for the sources
+
+
+def display_path(relative: str) -> str:
+    """The stored form of a relative path: '/'-separated, always valid UTF-8.
+
+    A file name that is not UTF-8 reaches Python with surrogate escapes, which PostgreSQL cannot store;
+    its raw bytes are written with backslash escapes instead (b'caf\\xe9.jpg' -> 'caf\\\\xe9.jpg'). The same
+    file always maps to the same string, so a re-run finds its row again; the record keeps the real
+    filesystem path for reading."""
+    relative = relative.replace(os.sep, "/")
+    return os.fsencode(relative).decode("utf-8", "backslashreplace")
+
+
+@dataclass(frozen=True)
+class CaptionRecord:
+    source_id: str  # COCO annotation id, sidecar line number, manifest row
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    path: str  # relative to the dataset root, as stored (see display_path)
+    file: Path  # where to read it
+    split: str | None = None
+    source_id: str | None = None  # e.g. the COCO image id
+    label: str | None = None  # class folder name
+    captions: tuple[CaptionRecord, ...] = ()
+
+
+@dataclass
+class SourceStats:
+    """Things a source noticed and skipped (or passed on) while reading; filled in as records are yielded."""
+
+    uncaptioned_images: int = 0  # ingested without captions
+    annotations_missing_file: int = 0  # an annotation names a file that is not on disk: skipped
+    captions_unknown_image: int = 0  # a caption refers to an image id the annotations do not list: skipped
+    captions_empty: int = 0  # blank caption text: skipped
+    notes: list[str] = field(default_factory=list)
+
+
+class Source(Protocol):
+    """A dataset on disk. `records()` may be called once; `stats` is complete after it is exhausted."""
+
+    name: str  # default dataset name
+    root: Path
+    format: str
+    splits: tuple[str, ...] | None  # the splits this scan covers; None = the whole dataset
+    stats: SourceStats
+
+    def estimate(self) -> int:
+        """How many images records() will yield (cheap; for the progress bar and the bulk-load choice)."""
+        ...
+
+    def records(self) -> Iterator[ImageRecord]: ...
+
+
+def clean_caption(text: object, stats: SourceStats) -> str | None:
+    """Caption text as stored, or None (counted) when it is empty. PostgreSQL text cannot hold NUL."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = " ".join(text.replace("\x00", " ").split())
+    if not text:
+        stats.captions_empty += 1
+        return None
+    return text
+
+
+def walk_images(top: Path) -> Iterator[tuple[str, Path]]:
+    """(relative path, absolute path) of image files under `top`, in a stable (sorted) order. Hidden
+    files and folders are skipped; so are non-regular files (a FIFO would block the reader)."""
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or not is_image_name(name):
+                continue
+            full = Path(dirpath) / name
+            try:
+                if full.is_fifo() or full.is_socket() or full.is_block_device() or full.is_char_device():
+                    continue
+            except OSError:
+                pass  # unreadable: the reader records the error
+            yield os.path.relpath(full, top), full

@@ -1,0 +1,157 @@
+"""Decode workers for ingest: read the bytes once, hash them, and hand them to encode/images.py. Runs in
+a multiprocessing pool so the encoder never waits on I/O.
+
+A task whose bytes hash to the `expected` digest (the row's stored hash, on --rescan or a touched file)
+is not decoded at all: its stored embedding is still right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vstore.encode.images import describe, prepare
+from vstore.errors import ImageError
+
+_transform: Callable[[Any], Any] | None = None  # the model's preprocess, set in each worker by init_worker
+
+
+@dataclass(frozen=True)
+class DecodeTask:
+    index: int
+    file: str | bytes  # os.fspath of the image; bytes keep non-UTF-8 names intact
+    expected_hash: str | None = None
+
+
+@dataclass
+class Decoded:
+    index: int
+    content_hash: str | None = None
+    size: int | None = None
+    mtime: float | None = None
+    width: int | None = None
+    height: int | None = None
+    pixels: np.ndarray | None = None  # None when the hash matched `expected_hash` or decoding failed
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def init_worker(transform: Callable[[Any], Any], threads: int = 1) -> None:
+    """Pool initializer: keep the transform in the worker; one torch thread per worker (the pool is the
+    parallelism, and the encoder needs the cores)."""
+    global _transform
+    _transform = transform
+    try:
+        import torch
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def decode_one(task: DecodeTask) -> Decoded:
+    started = time.perf_counter()
+    result = Decoded(index=task.index)
+    try:
+        stat = os.stat(task.file)
+        result.size, result.mtime = stat.st_size, stat.st_mtime
+        with open(task.file, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        result.error = f"unreadable: {exc.strerror or describe(exc)}"
+        result.seconds = time.perf_counter() - started
+        return result
+    result.content_hash = hashlib.sha256(data).hexdigest()
+    if not data:
+        result.error = "empty file (0 bytes)"
+    elif result.content_hash != task.expected_hash:
+        try:
+            result.pixels, result.width, result.height = prepare(data, _transform)
+        except ImageError as exc:
+            result.error = str(exc)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def decode_many(tasks: Sequence[DecodeTask]) -> list[Decoded]:
+    return [decode_one(task) for task in tasks]
+
+
+class DecodePool:
+    """Feeds decode tasks to a process pool (or decodes inline with workers=0), keeping a bounded number
+    in flight so memory stays flat however large the dataset, and hands results back in order."""
+
+    def __init__(self, transform: Any, workers: int, batch_size: int) -> None:
+        self.workers = workers
+        self.per_task = max(1, min(8, batch_size // max(1, workers)))
+        self.ahead = max(2 * batch_size, 4 * self.per_task * max(1, workers))
+        self.pool = None
+        if workers > 0:
+            import multiprocessing
+
+            # fork: workers start in milliseconds and share the parent's imports; they run one torch
+            # thread each (init_worker), the safe pattern torch's DataLoader uses.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self.pool = multiprocessing.get_context(method).Pool(workers, init_worker, (transform, 1))
+        else:
+            init_worker(transform, 0)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def run(self, items: Iterator[Any]) -> Iterator[tuple[Any, float]]:
+        """Items are the ingest plan's (.record.file, .decode, .expected_hash). Yield (item with .result
+        filled in, seconds the caller waited for it), in source order."""
+        window: deque[tuple[list[Any], Any]] = deque()
+        group: list[Any] = []
+        in_flight = 0
+        max_groups = self.ahead // self.per_task + 2
+
+        def submit() -> None:
+            nonlocal group, in_flight
+            tasks = [
+                DecodeTask(i, os.fsencode(item.record.file), item.expected_hash)
+                for i, item in enumerate(group)
+                if item.decode
+            ]
+            handle = (
+                self.pool.apply_async(decode_many, (tasks,)) if self.pool is not None and tasks else tasks
+            )
+            in_flight += len(tasks)
+            window.append((group, handle))
+            group = []
+
+        exhausted = False
+        while True:
+            while not exhausted and in_flight < self.ahead and len(window) < max_groups:
+                item = next(items, None)
+                if item is None:
+                    exhausted = True
+                else:
+                    group.append(item)
+                    if sum(i.decode for i in group) >= self.per_task or len(group) >= 256:
+                        submit()
+            if exhausted and group:
+                submit()
+            if not window:
+                return
+            done, handle = window.popleft()
+            started = time.perf_counter()
+            results = decode_many(handle) if isinstance(handle, list) else handle.get()
+            waited = time.perf_counter() - started
+            in_flight -= len(results)
+            by_index = {r.index: r for r in results}
+            for index, item in enumerate(done):
+                item.result = by_index.get(index)
+                yield item, waited
+                waited = 0.0

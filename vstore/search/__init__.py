@@ -1,0 +1,1 @@
+"""Search in four directions (text/image -> image/caption) over the database: the Store."""
