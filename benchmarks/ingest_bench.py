@@ -137,7 +137,7 @@ def copy_vs_insert(settings: Settings, rows: int) -> None:
         defer_indexes(conn, "images")
         try:
             writer = Writer(conn)  # same session settings as an ingest (synchronous_commit off)
-            dataset_id = writer.upsert_dataset("bench-copy", "/tmp", "folder")
+            dataset_id = writer.open_dataset("bench-copy", "/tmp", "folder").id
             for per_commit in (64, rows):
                 started = time.perf_counter()
                 for start in range(0, rows, per_commit):

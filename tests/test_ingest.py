@@ -250,15 +250,15 @@ def test_new_annotation_captions_are_added_to_unchanged_images(settings, tmp_pat
     assert counting.images == before and report.captions_added == 1 and report.unchanged == 2
 
 
-def test_bulk_load_defers_and_rebuilds_the_vector_indexes(settings, tmp_path, counting, monkeypatch):
-    import vstore.ingest.pipeline as ingest_module
+def test_bulk_load_defers_and_rebuilds_the_vector_indexes(settings, tmp_path, counting):
+    from dataclasses import replace
+
     from vstore.db.indexes import list_indexes
 
-    monkeypatch.setattr(ingest_module, "BULK_LOAD_ROWS", 3)
     root = tmp_path / "d"
     for i in range(4):
         imagegen.save_jpeg(root / f"{i}.jpg", i)
-    report = ingest(settings, root, encoder=counting)
+    report = ingest(replace(settings, bulk_load_rows=3), root, encoder=counting)
     assert sorted(report.indexes_rebuilt) == ["captions_embedding_hnsw", "images_embedding_hnsw"]
     with connection(settings) as conn:
         assert {i.name for i in list_indexes(conn)} >= {"images_embedding_hnsw", "captions_embedding_hnsw"}

@@ -44,6 +44,9 @@ class Settings:
     batch_size: int = 64
     workers: int | None = None  # decode worker processes; None = chosen from the core count
     threads: int | None = None  # torch intra-op threads; None = torch's default
+    # An ingest planning at least this many new rows (and more than the table holds) drops the vector
+    # indexes and rebuilds them at the end (docs/ingest.md has the measurements).
+    bulk_load_rows: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -58,6 +61,7 @@ class Settings:
             batch_size=_int(env, "VSTORE_BATCH_SIZE", 64) or 64,
             workers=_int(env, "VSTORE_WORKERS", None),
             threads=_int(env, "VSTORE_THREADS", None),
+            bulk_load_rows=_int(env, "VSTORE_BULK_LOAD_ROWS", 10_000) or 10_000,
         )
         return settings.with_overrides(**overrides)
 

@@ -53,3 +53,7 @@ class ImageError(VstoreError):
 
 class UserDataPresent(VstoreError):
     """A benchmark that deletes or adds scratch rows was pointed at a database holding user datasets."""
+
+
+class DatasetConflict(VstoreError):
+    """A dataset name already belongs to another folder or manifest (or the source to another name)."""

@@ -1,1 +1,1 @@
-SELECT id, embedding FROM public.captions WHERE embedding IS NOT NULL ORDER BY id
+SELECT c.id, c.embedding FROM public.captions c JOIN public.images i ON i.id = c.image_id WHERE i.status = 'ok' AND c.embedding IS NOT NULL ORDER BY c.id

@@ -63,11 +63,17 @@ def _summary(report: Any) -> None:
         f"{report.missing} newly missing, {len(report.failed)} failed"
     )
     info(
-        f"  captions: {report.captions_added} added; {report.uncaptioned_images} images without captions; "
+        f"  captions: {report.captions_added} added, {report.captions_removed} removed (gone from source); "
+        f"{report.uncaptioned_images} images without captions; "
         f"{report.annotations_missing_file} annotations with a missing file skipped; "
         f"{report.captions_unknown_image} captions of unknown images skipped; "
         f"{report.captions_empty} empty captions skipped"
     )
+    if report.captions_invalid or report.captions_duplicate:
+        warn(
+            f"{report.captions_invalid} captions that are not text (a list, a number) and "
+            f"{report.captions_duplicate} repeated captions of the same image were skipped."
+        )
     if report.captions_truncated:
         warn(
             f"{report.captions_truncated} captions were longer than the model's text context "

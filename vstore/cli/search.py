@@ -194,8 +194,13 @@ def index_status(as_json: JsonOpt = False) -> None:
             f"{index.table:<9} {index.kind:<8} {params:<28} {index.size_bytes / 2**20:9.1f} MiB  "
             f"{index.name}{valid}"
         )
+    why = (
+        "an ingest is bulk loading; it rebuilds this when it ends"
+        if status.bulk_load_running
+        else "left by an interrupted bulk load: `vstore index rebuild` or the next ingest rebuilds it"
+    )
     for name in status.deferred:
-        typer.echo(f"deferred  {name} (dropped for a bulk load; rebuilt by the next ingest)")
+        typer.echo(f"deferred  {name} ({why})")
     for build in status.building:
         percent = f"{build.percent:.0f}%" if build.percent is not None else "?"
         typer.echo(
@@ -207,8 +212,12 @@ def index_status(as_json: JsonOpt = False) -> None:
 def index_rebuild() -> None:
     """Rebuild indexes left deferred by an interrupted bulk load (listed by `vstore index status`)."""
     from vstore.db.connect import connection
-    from vstore.db.indexes import rebuild_deferred
+    from vstore.db.indexes import bulk_load_running, rebuild_deferred
 
     with connection(settings(), autocommit=True) as conn:
         names = rebuild_deferred(conn)
-    info(f"rebuilt {', '.join(names)}" if names else "nothing was deferred")
+        busy = not names and bulk_load_running(conn)
+    if busy:
+        info("an ingest is bulk loading with its indexes deferred; it rebuilds them when it ends")
+    else:
+        info(f"rebuilt {', '.join(names)}" if names else "nothing was deferred")

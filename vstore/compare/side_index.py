@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vstore.config import Settings
+from vstore.encode.paths import filesystem_path
 from vstore.errors import ConfigError, ModelMismatch, NotFound
 
 FAISS_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
@@ -204,14 +205,8 @@ def describe_hits(settings: Settings, table: str, hits: list[FaissHit]) -> list[
         row = known.get(hit.id)
         extra: dict[str, Any] = {"missing": True}  # deleted from the database since the index was built
         if row is not None and table == "images":
-            extra = {"path": _join(row[1], row[2])}
+            extra = {"path": filesystem_path(row[1], row[2])}
         elif row is not None:
             extra = {"image_id": int(row[1]), "text": row[2]}
         out.append({"id": hit.id, "distance": hit.distance, "similarity": hit.similarity, **extra})
     return out
-
-
-def _join(root: str, relative: str) -> str:
-    import os
-
-    return os.path.join(root, *relative.split("/"))

@@ -19,6 +19,9 @@ from vstore.errors import ConfigError, NotFound
 VECTOR_TABLES = ("images", "captions")
 INDEX_KINDS = ("hnsw", "ivfflat")
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
+# Advisory lock key of the bulk-load lease (see begin_bulk_load): shared while an ingest loads with its
+# indexes deferred, exclusive while deferred indexes are rebuilt.
+BULK_LOAD_LOCK = 4242004
 # hnsw.ef_search for searches: 100 gives recall@10 >= 0.95 at 100k rows (docs/search.md); pgvector's is 40
 DEFAULT_EF_SEARCH = 100
 
@@ -142,20 +145,58 @@ def defer_indexes(conn: psycopg.Connection, table: str) -> list[str]:
     return names
 
 
+def begin_bulk_load(conn: psycopg.Connection) -> None:
+    """Hold the bulk-load lease (a shared session advisory lock) until end_bulk_load or the session ends:
+    while any ingest holds it, no other command rebuilds the indexes it deferred. A killed process's
+    session ends, which releases the lease, so the next command may rebuild."""
+    conn.execute("SELECT pg_advisory_lock_shared(%s)", (BULK_LOAD_LOCK,))
+
+
+def end_bulk_load(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_advisory_unlock_shared(%s)", (BULK_LOAD_LOCK,))
+
+
 def rebuild_deferred(conn: psycopg.Connection) -> list[str]:
-    """Recreate every deferred index (parallel maintenance workers do the build), then ANALYZE."""
-    rows = conn.execute("SELECT name, definition FROM public.deferred_indexes ORDER BY name").fetchall()
-    for name, definition in rows:
-        with conn.transaction():
-            conn.execute(f'DROP INDEX IF EXISTS public."{name}"')
-            conn.execute(definition)
-            conn.execute("DELETE FROM public.deferred_indexes WHERE name = %s", (name,))
-    if rows:
-        for table in VECTOR_TABLES:
-            conn.execute(f"ANALYZE public.{table}")
+    """Recreate every deferred index (parallel maintenance workers do the build), then ANALYZE.
+
+    Does nothing while another session holds the bulk-load lease: that ingest is still loading and
+    rebuilds when it ends (in its `finally`), or, if it dies, the next command does."""
+    if not conn.execute("SELECT EXISTS (SELECT 1 FROM public.deferred_indexes)").fetchone()[0]:  # type: ignore[index]
+        return []
+    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (BULK_LOAD_LOCK,)).fetchone()[0]:  # type: ignore[index]
+        if not conn.autocommit:
+            conn.commit()
+        return []
+    try:
+        rows = conn.execute("SELECT name, definition FROM public.deferred_indexes ORDER BY name").fetchall()
+        if not conn.autocommit:
+            conn.commit()
+        for name, definition in rows:
+            with conn.transaction():
+                conn.execute(f'DROP INDEX IF EXISTS public."{name}"')
+                conn.execute(definition)
+                conn.execute("DELETE FROM public.deferred_indexes WHERE name = %s", (name,))
+        if rows:
+            for table in VECTOR_TABLES:
+                conn.execute(f"ANALYZE public.{table}")
+            if not conn.autocommit:
+                conn.commit()
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (BULK_LOAD_LOCK,))
         if not conn.autocommit:
             conn.commit()
     return [r[0] for r in rows]
+
+
+def bulk_load_running(conn: psycopg.Connection) -> bool:
+    """Whether some session holds the bulk-load lease (an ingest is loading with its indexes deferred)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid = 0 AND objid::bigint = %s AND objsubid = 1)",
+        (BULK_LOAD_LOCK,),
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def set_query_knobs(
@@ -212,6 +253,7 @@ class IndexStatus:
     indexes: list[IndexInfo]
     deferred: dict[str, str]  # name -> definition, dropped for a bulk load and not rebuilt yet
     building: list[BuildProgress]
+    bulk_load_running: bool = False  # an ingest holds the lease: its deferred indexes are not abandoned
 
 
 def build_progress(conn: psycopg.Connection) -> list[BuildProgress]:
@@ -235,4 +277,6 @@ def build_progress(conn: psycopg.Connection) -> list[BuildProgress]:
 def index_status(conn: psycopg.Connection) -> IndexStatus:
     """Existing vector indexes, deferred ones, and builds in progress (for `vstore index status`)."""
     deferred = conn.execute("SELECT name, definition FROM public.deferred_indexes ORDER BY name").fetchall()
-    return IndexStatus(list_indexes(conn), {r[0]: r[1] for r in deferred}, build_progress(conn))
+    return IndexStatus(
+        list_indexes(conn), {r[0]: r[1] for r in deferred}, build_progress(conn), bulk_load_running(conn)
+    )

@@ -56,7 +56,11 @@ datasets = Table(
     Column("name", Text, nullable=False, unique=True),
     Column("root", Text, nullable=False),
     Column("format", Text, nullable=False),
+    # What identifies the dataset: the resolved folder, or the manifest file (whose folder is `root`).
+    # NULL on rows older than revision 0003 means `root`.
+    Column("source", Text),
     _created_at(),
+    Index("datasets_source_idx", "source"),
 )
 
 images = Table(

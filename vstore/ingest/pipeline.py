@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 
 from vstore.config import Settings
 from vstore.encode.encoder import Encoder, ModelSpec
+from vstore.errors import VstoreError
 from vstore.ingest.report import IngestProgress, IngestReport
 from vstore.ingest.sources import open_source
 from vstore.ingest.sources.records import CaptionRecord, ImageRecord
@@ -31,8 +33,8 @@ from vstore.ingest.writer import CaptionRow, ImageRow, StoredImage, Writer
 __all__ = ["IngestProgress", "IngestReport", "ingest", "prepare_model"]
 
 PLAN_CHUNK = 512  # paths looked up per query
-BULK_LOAD_ROWS = 10_000  # defer the vector indexes when at least this many new rows are planned ...
-# ... and they outnumber the rows already in the table (see docs/ingest.md for the measurements)
+# Settings.bulk_load_rows: defer the vector indexes when at least that many new rows are planned and they
+# outnumber the rows already in the table (see docs/ingest.md for the measurements)
 
 
 @dataclass
@@ -67,17 +69,25 @@ def _stat(path: Path) -> tuple[int, float] | None:
     return st.st_size, st.st_mtime
 
 
-def _plan(writer: Writer, dataset_id: int, records: Sequence[ImageRecord], rescan: bool) -> list[_Item]:
+def _plan(
+    writer: Writer, dataset_id: int, records: Sequence[ImageRecord], rescan: bool, report: IngestReport
+) -> list[_Item]:
     paths = [r.path for r in records]
     stored = writer.stored_images(dataset_id, paths)
     stored_captions = writer.stored_captions(dataset_id, paths)
     writer.remember_seen(paths)
     items = []
+    gone: list[int] = []  # captions the source no longer has for a scanned image
     for record in records:
         row = stored.get(record.path)
+        had = {c.source_id: c for c in stored_captions.get(record.path, ())}
         new_captions = [
-            c for c in record.captions if stored_captions.get((record.path, c.source_id)) != c.text
+            c
+            for c in record.captions
+            if (old := had.get(c.source_id)) is None or old.text != c.text or not old.embedded
         ]
+        wanted = {c.source_id for c in record.captions}
+        gone.extend(c.id for source_id, c in had.items() if source_id not in wanted)
         reusable = row is not None and row.status in ("ok", "missing")
         stat = _stat(record.file)
         unchanged = reusable and not rescan and stat is not None and (row.size, row.mtime) == stat  # type: ignore[union-attr]
@@ -96,6 +106,7 @@ def _plan(writer: Writer, dataset_id: int, records: Sequence[ImageRecord], resca
                 captions=new_captions,
             )
         )
+    report.captions_removed += writer.delete_captions(gone)
     return items
 
 
@@ -246,7 +257,7 @@ def ingest(
     annotation file or manifest raises SourceError before anything is written; bad image files are
     recorded as 'failed' rows and listed in the report."""
     from vstore.db.connect import connection
-    from vstore.db.indexes import defer_indexes, rebuild_deferred
+    from vstore.db.indexes import begin_bulk_load, defer_indexes, rebuild_deferred
     from vstore.db.migrations import check_same_model
     from vstore.encode.encoder import load_encoder
 
@@ -258,9 +269,8 @@ def ingest(
         encoder = load_encoder(spec, device=settings.device, threads=settings.threads)
     else:
         check_same_model(spec, encoder.spec)
-    name = dataset or source.name
     report = IngestReport(
-        dataset=name,
+        dataset=dataset or source.name,
         format=source.format,
         root=str(Path(source.root).resolve()),
         splits=list(source.splits) if source.splits else None,
@@ -272,38 +282,89 @@ def ingest(
     with connection(settings, autocommit=True) as conn:
         report.indexes_rebuilt += rebuild_deferred(conn)  # heal a bulk load that crashed before its rebuild
         writer = Writer(conn)
-        dataset_id = writer.upsert_dataset(name, report.root, source.format)
+        opened = writer.open_dataset(
+            dataset or source.name,
+            report.root,
+            source.format,
+            source=str(Path(source.location).resolve()),
+            explicit=dataset is not None,
+        )
+        dataset_id, report.dataset = opened.id, opened.name
         planned_new = total - writer.count_images(dataset_id)
-        deferred: list[str] = []
-        if planned_new >= BULK_LOAD_ROWS and planned_new > writer.count_images():
-            deferred = defer_indexes(conn, "images") + defer_indexes(conn, "captions")
+        bulk = planned_new >= settings.bulk_load_rows and planned_new > writer.count_images()
+        if bulk:
+            begin_bulk_load(conn)  # before dropping: nobody rebuilds what this load deferred
+            defer_indexes(conn, "images")
+            defer_indexes(conn, "captions")
         pipeline = _Pipeline(settings, encoder, writer, dataset_id, report, progress, total)
-        decoder = DecodePool(encoder.image_transform(), workers, settings.batch_size)
         report.setup_s = time.perf_counter() - started
         pipeline.tell()  # the progress bar starts now, not at the first commit
+        failed = True
         try:
-            planned = (
-                item
-                for chunk in _chunks(source.records(), PLAN_CHUNK)
-                for item in _plan(writer, dataset_id, chunk, rescan)
+            decoder = DecodePool(encoder.image_transform(), workers, settings.batch_size)
+            try:
+                planned = (
+                    item
+                    for chunk in _chunks(source.records(), PLAN_CHUNK)
+                    for item in _plan(writer, dataset_id, chunk, rescan, report)
+                )
+                for item, waited in decoder.run(planned):
+                    report.decode_wait_s += waited
+                    if item.result is not None:
+                        report.decode_s += item.result.seconds
+                    pipeline.accept(item)
+                pipeline.flush()
+            finally:
+                decoder.close()
+            report.missing = writer.mark_missing(
+                dataset_id, source.splits if source.format != "manifest" else None
             )
-            for item, waited in decoder.run(planned):
-                report.decode_wait_s += waited
-                if item.result is not None:
-                    report.decode_s += item.result.seconds
-                pipeline.accept(item)
-            pipeline.flush()
+            failed = False
         finally:
-            decoder.close()
-        report.missing = writer.mark_missing(
-            dataset_id, source.splits if source.format != "manifest" else None
-        )
-        if deferred:
-            report.indexes_rebuilt += rebuild_deferred(conn)
+            if bulk:
+                # Ctrl-C or an error mid-load must not leave the indexes dropped (searches would scan
+                # every row): rebuild them now, or leave them to the next command if this fails too.
+                report.indexes_rebuilt += _end_bulk_load(settings, conn, raise_errors=not failed)
+            if failed and opened.created:
+                _drop_if_empty(conn, dataset_id)
     stats = source.stats
     report.captions_empty = stats.captions_empty
+    report.captions_invalid = stats.captions_invalid
+    report.captions_duplicate = stats.captions_duplicate
     report.captions_unknown_image = stats.captions_unknown_image
     report.uncaptioned_images = stats.uncaptioned_images
     report.annotations_missing_file = stats.annotations_missing_file
     report.wall_s = time.perf_counter() - started
     return report
+
+
+def _end_bulk_load(settings: Settings, conn: psycopg.Connection, *, raise_errors: bool) -> list[str]:
+    """Give the lease back and rebuild the deferred indexes (unless another ingest's bulk load still runs:
+    that one rebuilds them when it ends). The rebuild uses a fresh connection: this one may be broken by
+    the interruption; closing it releases the lease anyway."""
+    from vstore.db.connect import connection
+    from vstore.db.indexes import end_bulk_load, rebuild_deferred
+
+    try:
+        end_bulk_load(conn)
+    except psycopg.Error:
+        conn.close()
+    try:
+        with connection(settings, autocommit=True) as fresh:
+            return rebuild_deferred(fresh)
+    except (psycopg.Error, VstoreError):
+        if raise_errors:
+            raise
+        return []  # an error is already on its way out; `vstore index rebuild` or the next ingest heals
+
+
+def _drop_if_empty(conn: psycopg.Connection, dataset_id: int) -> None:
+    """A dataset row this ingest created is removed again when the ingest failed before writing a row."""
+    from vstore.db.datasets import drop_if_empty
+
+    if conn.closed:
+        return
+    try:
+        drop_if_empty(conn, dataset_id)
+    except psycopg.Error:
+        pass  # the original error matters more; an empty dataset row is harmless

@@ -30,7 +30,10 @@ class IngestReport:
     missing: int = 0  # rows whose file is gone: marked missing (not deleted)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     captions_added: int = 0  # captions embedded and written (new or changed text)
+    captions_removed: int = 0  # stored captions the source no longer has for a scanned image: deleted
     captions_empty: int = 0  # blank captions skipped
+    captions_invalid: int = 0  # not a string (a JSON list, a number): skipped
+    captions_duplicate: int = 0  # the same text again for the same image: skipped
     captions_truncated: int = 0  # longer than the tokenizer context: embedded truncated
     captions_unknown_image: int = 0  # refer to an image id the annotations do not list: skipped
     uncaptioned_images: int = 0  # ingested without captions

@@ -15,6 +15,7 @@ import numpy as np
 import psycopg
 
 from vstore.db.connect import vector_array
+from vstore.db.datasets import OpenedDataset, open_dataset
 from vstore.db.sql import load
 
 IMAGE_STAGE_TYPES = [
@@ -48,6 +49,14 @@ class StoredImage:
     split: str | None
     source_id: str | None
     label: str | None
+
+
+@dataclass(frozen=True)
+class StoredCaption:
+    id: int
+    source_id: str
+    text: str
+    embedded: bool
 
 
 @dataclass
@@ -107,13 +116,13 @@ class Writer:
             conn.execute(load("queries/ingest_create_seen"))
             conn.execute("TRUNCATE ingest_seen")
 
-    def upsert_dataset(self, name: str, root: str, format: str) -> int:
-        with self.conn.transaction():
-            row = self.conn.execute(
-                load("queries/ingest_upsert_dataset"), {"name": name, "root": root, "format": format}
-            ).fetchone()
-        assert row is not None
-        return int(row[0])
+    def open_dataset(
+        self, name: str, root: str, format: str, *, source: str | None = None, explicit: bool = False
+    ) -> OpenedDataset:
+        """The dataset row of `source` (default: `root`); see vstore.db.datasets.open_dataset."""
+        return open_dataset(
+            self.conn, name=name, root=root, source=source or root, format=format, explicit=explicit
+        )
 
     def count_images(self, dataset_id: int | None = None) -> int:
         with self.conn.transaction():
@@ -132,12 +141,24 @@ class Writer:
             ).fetchall()
         return {r[0]: StoredImage(*r[1:]) for r in rows}
 
-    def stored_captions(self, dataset_id: int, paths: Sequence[str]) -> dict[tuple[str, str], str]:
+    def stored_captions(self, dataset_id: int, paths: Sequence[str]) -> dict[str, list[StoredCaption]]:
+        """Stored captions of the given image paths, by path."""
         with self.conn.transaction():
             rows = self.conn.execute(
                 load("queries/ingest_existing_captions"), {"dataset_id": dataset_id, "paths": list(paths)}
             ).fetchall()
-        return {(r[0], r[1]): r[2] for r in rows}
+        by_path: dict[str, list[StoredCaption]] = {}
+        for path, source_id, id_, text, embedded in rows:
+            by_path.setdefault(path, []).append(StoredCaption(int(id_), source_id, text, bool(embedded)))
+        return by_path
+
+    def delete_captions(self, ids: Sequence[int]) -> int:
+        """Delete captions the source no longer has (their own transaction: a re-run finds them gone)."""
+        if not ids:
+            return 0
+        with self.conn.transaction():
+            cursor = self.conn.execute("DELETE FROM public.captions WHERE id = ANY(%s)", (list(ids),))
+            return max(cursor.rowcount, 0)
 
     def embeddings_by_hash(
         self, hashes: Sequence[str]

@@ -9,7 +9,6 @@ written to that cache, which is what `vstore.text('...')` reads for SQL clients.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from vstore.db.indexes import DEFAULT_EF_SEARCH, set_query_knobs
 from vstore.db.migrations import checked_model
 from vstore.db.sql import load
 from vstore.encode.encoder import Encoder, ModelSpec
+from vstore.encode.paths import filesystem_path
 from vstore.errors import ConfigError, ModelMismatch, NotFound
 
 Target = Literal["images", "captions"]
@@ -102,7 +102,8 @@ class ImageRecord:
 
 
 def absolute_path(root: str, relative: str) -> str:
-    return os.path.join(root, *relative.split("/"))
+    """The file of a stored path (see vstore.encode.paths: names that are not UTF-8 are escaped)."""
+    return filesystem_path(root, relative)
 
 
 def _check_text(text: str) -> str:

@@ -21,7 +21,8 @@ from vstore.ingest.sources.records import (
     ImageRecord,
     SourceStats,
     clean_caption,
-    display_path,
+    stored_path,
+    text_caption_id,
     walk_images,
 )
 
@@ -63,6 +64,9 @@ def load_annotations(path: Path) -> dict[str, Any]:
         )
     if not isinstance(data.get("annotations", []), list):
         raise SourceError(f"{path}: 'annotations' must be a list of {{image_id, id, caption}} objects.")
+    for entry in data["images"]:  # checked here, so estimate() refuses the file before anything is written
+        if not isinstance(entry, dict) or "file_name" not in entry or "id" not in entry:
+            raise SourceError(f"{path}: an 'images' entry lacks 'id' or 'file_name': {entry!r:.120}")
     return data
 
 
@@ -71,6 +75,7 @@ class CocoSource:
 
     def __init__(self, root: Path, splits: Sequence[str] | None = None) -> None:
         self.root = root
+        self.location = root  # what identifies the dataset
         self.name = root.resolve().name
         self.stats = SourceStats()
         found = find_splits(root)
@@ -114,16 +119,11 @@ class CocoSource:
         files: dict[str, dict[str, Any]] = {}  # file name relative to the split folder -> image entry
         by_id: dict[Any, str] = {}
         for entry in data["images"]:
-            if not isinstance(entry, dict) or "file_name" not in entry or "id" not in entry:
-                raise SourceError(
-                    f"{self._annotation_file(split)}: an 'images' entry lacks 'id' or 'file_name': "
-                    f"{entry!r:.120}"
-                )
             name = str(entry["file_name"]).replace("\\", "/")
             files[name] = entry
             by_id[entry["id"]] = name
         captions: dict[str, list[CaptionRecord]] = defaultdict(list)
-        for index, ann in enumerate(data.get("annotations", [])):
+        for ann in data.get("annotations", []):
             if not isinstance(ann, dict):
                 self.stats.captions_unknown_image += 1
                 continue
@@ -134,7 +134,9 @@ class CocoSource:
             text = clean_caption(ann.get("caption"), self.stats)
             if text is None:
                 continue
-            captions[caption_of].append(CaptionRecord(str(ann.get("id", f"#{index}")), text))
+            # An annotation without an id is known by its text, which survives edits of other annotations.
+            source_id = str(ann["id"]) if ann.get("id") is not None else text_caption_id(text)
+            captions[caption_of].append(CaptionRecord(source_id, text))
         del data, by_id
         on_disk = dict(walk_images(folder)) if folder.is_dir() else {}
         on_disk_posix = {rel.replace(os.sep, "/"): full for rel, full in on_disk.items()}
@@ -147,7 +149,7 @@ class CocoSource:
             if not image_captions:
                 self.stats.uncaptioned_images += 1
             yield ImageRecord(
-                path=display_path(f"{split}/{rel}"),
+                path=stored_path(f"{split}/{rel}"),
                 file=on_disk_posix[rel],
                 split=split,
                 source_id=str(entry["id"]) if entry is not None else None,

@@ -14,7 +14,8 @@ from vstore.ingest.sources.records import (
     ImageRecord,
     SourceStats,
     clean_caption,
-    display_path,
+    stored_path,
+    unique_captions,
     walk_images,
 )
 
@@ -25,12 +26,8 @@ def read_sidecar(image: Path, stats: SourceStats) -> tuple[CaptionRecord, ...]:
         raw = sidecar.read_bytes()
     except OSError:
         return ()
-    captions = []
-    for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
-        text = clean_caption(line, stats)
-        if text is not None:
-            captions.append(CaptionRecord(f"line{number}", text))
-    return tuple(captions)
+    texts = [clean_caption(line, stats) for line in raw.decode("utf-8", "replace").splitlines()]
+    return unique_captions([t for t in texts if t is not None], stats)
 
 
 class FolderSource:
@@ -40,6 +37,7 @@ class FolderSource:
         if not root.is_dir():
             raise SourceError(f"{root} is not a folder.")
         self.root = root
+        self.location = root  # what identifies the dataset
         self.name = root.resolve().name
         self.stats = SourceStats()
         if splits:
@@ -66,9 +64,9 @@ class FolderSource:
                 if not captions:
                     self.stats.uncaptioned_images += 1
                 yield ImageRecord(
-                    path=display_path(prefix + rel),
+                    path=stored_path(prefix + rel),
                     file=full,
                     split=split,
-                    label=display_path(label) if label else None,
+                    label=stored_path(label) if label else None,
                     captions=captions,
                 )

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from vstore.errors import SourceError
-from vstore.ingest.sources.records import CaptionRecord, ImageRecord, SourceStats, clean_caption, display_path
+from vstore.ingest.sources.records import (
+    ImageRecord,
+    SourceStats,
+    clean_caption,
+    stored_path,
+    unique_captions,
+)
 
 PATH_KEYS = ("path", "file", "file_name", "filename", "image", "image_path", "filepath")
 CAPTION_KEYS = ("caption", "text", "title")
@@ -38,7 +44,8 @@ class ManifestSource:
         if not manifest.is_file():
             raise SourceError(f"{manifest} is not a file; a manifest is a .csv or .jsonl file.")
         self.manifest = manifest
-        self.root = manifest.parent
+        self.root = manifest.parent  # stored paths are relative to it
+        self.location = manifest  # what identifies the dataset: two manifests in one folder are two
         self.name = manifest.stem
         self.stats = SourceStats()
         self.splits: tuple[str, ...] | None = tuple(splits) if splits else None
@@ -47,7 +54,9 @@ class ManifestSource:
     def _read_rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
         suffix = self.manifest.suffix.lower()
         try:
-            with self.manifest.open(encoding="utf-8", newline="") as handle:
+            # utf-8-sig: Excel saves "CSV UTF-8" with a byte order mark, which would glue itself to the
+            # first column's name
+            with self.manifest.open(encoding="utf-8-sig", newline="") as handle:
                 if suffix in (".jsonl", ".ndjson"):
                     for number, line in enumerate(handle, start=1):
                         if not line.strip():
@@ -105,11 +114,10 @@ class ManifestSource:
             else:
                 caption = _first(row, CAPTION_KEYS)
                 candidates = [] if caption is None else [caption]
-            for index, text in enumerate(candidates):
+            for text in candidates:
                 cleaned = clean_caption(text, self.stats)
                 if cleaned is not None:
-                    source_id = f"row{number}" if len(candidates) == 1 else f"row{number}.{index}"
-                    entry["caps"].append(CaptionRecord(source_id, cleaned))
+                    entry["caps"].append(cleaned)
         self._rows = rows
         return rows
 
@@ -123,11 +131,11 @@ class ManifestSource:
                 self.stats.annotations_missing_file += 1
                 continue
             stored = path if os.path.isabs(path) else os.path.normpath(path)
-            captions = tuple(entry["caps"])
+            captions = unique_captions(entry["caps"], self.stats)
             if not captions:
                 self.stats.uncaptioned_images += 1
             yield ImageRecord(
-                path=display_path(stored),
+                path=stored_path(stored),
                 file=file,
                 split=entry["split"],
                 source_id=None if entry["id"] in (None, "") else str(entry["id"]),

@@ -3,6 +3,7 @@ source skipped. Sources never touch the database; the ingest pipeline turns reco
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,30 +11,20 @@ from pathlib import Path
 from typing import Protocol
 
 from vstore.encode.images import is_image_name
+from vstore.encode.paths import stored_path
 
-__all__ = ["is_image_name"]  # re-exported for the sources
-
-
-def display_path(relative: str) -> str:
-    """The stored form of a relative path: '/'-separated, always valid UTF-8.
-
-    A file name that is not UTF-8 reaches Python with surrogate escapes, which PostgreSQL cannot store;
-    its raw bytes are written with backslash escapes instead (b'caf\\xe9.jpg' -> 'caf\\\\xe9.jpg'). The same
-    file always maps to the same string, so a re-run finds its row again; the record keeps the real
-    filesystem path for reading."""
-    relative = relative.replace(os.sep, "/")
-    return os.fsencode(relative).decode("utf-8", "backslashreplace")
+__all__ = ["is_image_name", "stored_path"]  # re-exported for the sources
 
 
 @dataclass(frozen=True)
 class CaptionRecord:
-    source_id: str  # COCO annotation id, sidecar line number, manifest row
+    source_id: str  # COCO annotation id; for sidecars and manifests text_caption_id(text)
     text: str
 
 
 @dataclass(frozen=True)
 class ImageRecord:
-    path: str  # relative to the dataset root, as stored (see display_path)
+    path: str  # relative to the dataset root, as stored (see vstore.encode.paths.stored_path)
     file: Path  # where to read it
     split: str | None = None
     source_id: str | None = None  # e.g. the COCO image id
@@ -49,6 +40,8 @@ class SourceStats:
     annotations_missing_file: int = 0  # an annotation names a file that is not on disk: skipped
     captions_unknown_image: int = 0  # a caption refers to an image id the annotations do not list: skipped
     captions_empty: int = 0  # blank caption text: skipped
+    captions_invalid: int = 0  # not a string (a JSON list, number, object): skipped
+    captions_duplicate: int = 0  # the same text again for the same image (a repeated manifest line): skipped
     notes: list[str] = field(default_factory=list)
 
 
@@ -56,7 +49,8 @@ class Source(Protocol):
     """A dataset on disk. `records()` may be called once; `stats` is complete after it is exhausted."""
 
     name: str  # default dataset name
-    root: Path
+    root: Path  # stored paths are relative to it
+    location: Path  # what identifies the dataset: its folder, or its manifest file
     format: str
     splits: tuple[str, ...] | None  # the splits this scan covers; None = the whole dataset
     stats: SourceStats
@@ -69,14 +63,36 @@ class Source(Protocol):
 
 
 def clean_caption(text: object, stats: SourceStats) -> str | None:
-    """Caption text as stored, or None (counted) when it is empty. PostgreSQL text cannot hold NUL."""
+    """Caption text as stored, or None (counted) when it is empty or not a string (a JSON list or number
+    would otherwise be stored as its Python repr). PostgreSQL text cannot hold NUL."""
+    if text is None:
+        text = ""
     if not isinstance(text, str):
-        text = "" if text is None else str(text)
+        stats.captions_invalid += 1
+        return None
     text = " ".join(text.replace("\x00", " ").split())
     if not text:
         stats.captions_empty += 1
         return None
     return text
+
+
+def text_caption_id(text: str) -> str:
+    """The source id of a caption that has no id of its own (sidecar line, manifest row): a hash of its
+    text, so editing, adding or removing other lines never changes it. The same text twice for one image
+    is one caption (see unique_captions)."""
+    return "t:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def unique_captions(texts: list[str], stats: SourceStats) -> tuple[CaptionRecord, ...]:
+    """Captions identified by their text, a repeated text counted and skipped."""
+    seen: dict[str, CaptionRecord] = {}
+    for text in texts:
+        if text in seen:
+            stats.captions_duplicate += 1
+        else:
+            seen[text] = CaptionRecord(text_caption_id(text), text)
+    return tuple(seen.values())
 
 
 def walk_images(top: Path) -> Iterator[tuple[str, Path]]:
