@@ -165,3 +165,21 @@ def test_functions_are_inlinable_sql(db):
     assert len(rows) == 5
     for name, language, strict, no_config, secdef, volatility in rows:
         assert (language, strict, no_config, secdef, volatility) == ("sql", False, True, False, "s"), name
+
+
+def test_present_only_caption_queries_still_use_the_hnsw_index(db):
+    """The caption searches join images for status = 'ok' (issue 10) and still ride the HNSW index."""
+    from vstore.db.sql import load
+
+    conn, data = db
+    conn.execute("SET enable_seqscan = off")
+    q = data["images"][0]
+    for sql, params in (
+        ("SELECT * FROM vstore.search_captions(%(q)s, 10)", {"q": q}),
+        ("SELECT * FROM vstore.captions_for_image(%(id)s, 10)", {"id": data["image_ids"][0]}),
+        (load("queries/search_captions"), {"q": q, "k": 10, "dataset_id": None, "split": None}),
+        (load("queries/compare_knn_captions"), {"q": q, "k": 10}),
+    ):
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params).fetchall())
+        assert "Index Scan using captions_embedding_hnsw" in plan, plan
+        assert "status = 'ok'" in plan, plan

@@ -9,6 +9,7 @@ import typer
 
 # Importing a command module registers its commands on `app`.
 from vstore.cli import compare as _compare  # noqa: F401
+from vstore.cli import datasets as _datasets  # noqa: F401
 from vstore.cli import db as _db  # noqa: F401
 from vstore.cli import evaluate as _evaluate  # noqa: F401
 from vstore.cli import ingest as _ingest  # noqa: F401

@@ -32,13 +32,9 @@ def sample(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
 
 
 def dataset_id_of(conn: Any, name: str | None) -> int | None:
-    if name is None:
-        return None
-    row = conn.execute("SELECT id FROM public.datasets WHERE name = %s", (name,)).fetchone()
-    if row is None:
-        names = [r[0] for r in conn.execute("SELECT name FROM public.datasets ORDER BY name").fetchall()]
-        raise NotFound(f"no dataset named {name!r}; the database has: {', '.join(names) or 'none'}.")
-    return int(row[0])
+    from vstore.db.datasets import dataset_id
+
+    return dataset_id(conn, name)
 
 
 def load_captions(conn: Any, dataset_id: int | None, limit: int | None, rng: np.random.Generator):

@@ -19,6 +19,7 @@ import psycopg
 
 from vstore.config import Settings
 from vstore.db.connect import connect, scalar, vector_array
+from vstore.db.datasets import dataset_id
 from vstore.db.indexes import DEFAULT_EF_SEARCH, set_query_knobs
 from vstore.db.migrations import checked_model
 from vstore.db.sql import load
@@ -251,12 +252,7 @@ class Store:
             ]
 
     def _dataset_id(self, name: str | None) -> int | None:
-        if name is None:
-            return None
-        row = self.conn.execute(load("queries/search_dataset_id"), {"name": name}).fetchone()
-        if row is None:
-            raise NotFound(f"there is no dataset named {name!r}; `vstore db status` counts what is stored.")
-        return int(row[0])
+        return dataset_id(self.conn, name)
 
     # -- encoding and the text cache -----------------------------------------------------------------------
 
