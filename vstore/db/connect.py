@@ -17,6 +17,8 @@ import psycopg
 from vstore.config import Settings
 from vstore.errors import DatabaseUnavailable, PgvectorMissing, SchemaNotReady
 
+EXTENSION_LOCK = 4242005  # advisory lock key serialising CREATE EXTENSION vector
+
 
 def database_url(settings: Settings) -> str:
     """The libpq URL vstore uses; starts the embedded server when no URL is configured."""
@@ -99,6 +101,9 @@ def ensure_pgvector(conn: psycopg.Connection) -> str:
         )
     try:
         with conn.transaction():
+            # Two first uses at once would both try to create it, and one fail on pg_extension's unique
+            # name: the second waits here, then finds the extension (IF NOT EXISTS).
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXTENSION_LOCK,))
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except psycopg.errors.InsufficientPrivilege as exc:
         raise PgvectorMissing(

@@ -15,6 +15,9 @@ from vstore.encode.encoder import ModelSpec, resolve_spec
 from vstore.errors import ModelMismatch, SchemaNotReady, VstoreError
 
 HEAD = "head"
+# Advisory lock key serialising `init` (first use): the model is read and recorded under it. (env.py's
+# migration lock is another key, so an init holding this one can run the migrations.)
+INIT_LOCK = 4242002
 
 
 def _alembic_config(settings: Settings, model_spec: ModelSpec | None = None):  # -> alembic.config.Config
@@ -133,17 +136,33 @@ def check_same_model(recorded: ModelSpec, wanted: ModelSpec) -> None:
 
 
 def init(settings: Settings, model: str | None = None, pretrained: str | None = None) -> ModelSpec:
-    """Create (or confirm) the schema for a model. Idempotent for the same model; refuses another one."""
-    name = model or settings.model or DEFAULT_MODEL
-    tag = pretrained or settings.pretrained or DEFAULT_PRETRAINED
-    wanted = resolve_spec(name, tag)
+    """Create (or confirm) the schema for a model and return the model the database records.
+
+    Idempotent for the same model; refuses another one (ModelMismatch). Serialised by an advisory lock:
+    of two first uses at once, the second waits, then finds the first's model recorded and behaves as a
+    later command would: it uses that model, or refuses when it explicitly asked for another one. So
+    nothing is ever encoded with a model the database does not record."""
+    name = model or settings.model
+    tag = pretrained or settings.pretrained
     with connection(settings, autocommit=True, vector=False) as conn:
-        ensure_pgvector(conn)
-        recorded = read_model(conn)
-    if recorded is not None:
-        check_same_model(recorded, wanted)
-    upgrade(settings, HEAD, wanted)
-    return wanted
+        conn.execute("SELECT pg_advisory_lock(%s)", (INIT_LOCK,))
+        try:
+            ensure_pgvector(conn)
+            recorded = read_model(conn)
+            if recorded is None:
+                wanted = resolve_spec(name or DEFAULT_MODEL, tag or DEFAULT_PRETRAINED)
+                upgrade(settings, HEAD, wanted)
+            else:
+                if name or tag:
+                    check_same_model(
+                        recorded, resolve_spec(name or recorded.name, tag or recorded.pretrained)
+                    )
+                upgrade(settings, HEAD)
+            final = read_model(conn)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (INIT_LOCK,))
+    assert final is not None
+    return final
 
 
 @dataclass(frozen=True)
