@@ -95,3 +95,59 @@ def test_cli_search_text_encodes_with_the_database_model(settings, tmp_path, gap
     assert main(["faiss", "search", "a red square", "-k", "3", "--json"]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(hits) == 3 and {h["id"] for h in hits} <= set(gappy_ids)
+
+
+# -- issue 10, item 9: a side index knows which database and which rows it was built from ---------------
+
+
+def test_an_index_built_before_an_ingest_is_stale_and_the_cli_warns_or_rebuilds(
+    settings, tmp_path, gappy_ids, monkeypatch, capsys
+):
+    side_dir = tmp_path / "flat"
+    build_side_index(settings, "flat", out_dir=side_dir)
+    assert SideIndex.load(side_dir).check_database(settings) is None
+    [new_id] = insert_images(settings, unit_vectors(1, seed=9), dataset="later")
+
+    assert "now 66" in SideIndex.load(side_dir).check_database(settings)
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(tmp_path / "home"))
+    like = ["faiss", "search", "--like", str(new_id), "-k", "1", "--index", str(side_dir), "--json"]
+    assert main(like) == 0
+    captured = capsys.readouterr()
+    assert "is stale" in captured.err and "--rebuild" in captured.err
+
+    assert main([*like, "--rebuild"]) == 0
+    captured = capsys.readouterr()
+    assert "rebuilding" in captured.err and "stale" not in captured.err
+    assert SideIndex.load(side_dir).manifest.rows == 66
+    assert SideIndex.load(side_dir).check_database(settings) is None
+
+
+def test_an_updated_vector_with_the_same_row_count_makes_the_index_stale(settings, tmp_path, gappy_ids):
+    build_side_index(settings, "flat", out_dir=tmp_path / "f")
+    some_id = min(gappy_ids)
+    with connect(settings) as conn:
+        conn.execute("UPDATE images SET embedding = %s WHERE id = %s", (unit_vectors(1, seed=5)[0], some_id))
+        conn.commit()
+    assert "updated" in SideIndex.load(tmp_path / "f").check_database(settings)
+
+
+def test_an_index_from_another_databases_export_is_refused(
+    settings, empty_settings, tmp_path, gappy_ids, monkeypatch, capsys
+):
+    from tests.conftest import TINY_SPEC
+    from vstore.db.migrations import upgrade
+    from vstore.errors import ForeignIndex
+
+    export(settings, tmp_path / "export", tables=("images",))
+    build_side_index(settings, "flat", from_export=tmp_path / "export", out_dir=tmp_path / "f")
+    assert SideIndex.load(tmp_path / "f").check_database(settings) is None  # an export of this database
+    upgrade(empty_settings, "head", TINY_SPEC)
+    other = insert_images(empty_settings, unit_vectors(65, seed=1))  # same shape, other rows
+
+    with pytest.raises(ForeignIndex, match="another database"):
+        SideIndex.load(tmp_path / "f").check_database(empty_settings)
+    monkeypatch.setenv("VSTORE_DATABASE_URL", empty_settings.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(tmp_path / "home"))
+    assert main(["faiss", "search", "--like", str(other[0]), "--index", str(tmp_path / "f")]) == 1
+    assert "Error: the Faiss index at" in capsys.readouterr().err

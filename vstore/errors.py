@@ -57,3 +57,7 @@ class UserDataPresent(VstoreError):
 
 class DatasetConflict(VstoreError):
     """A dataset name already belongs to another folder or manifest (or the source to another name)."""
+
+
+class ForeignIndex(VstoreError):
+    """A Faiss side index or export made from another database than the one in use."""

@@ -125,10 +125,16 @@ def faiss_search(
     table: TableOpt = "images",
     nprobe: Annotated[int | None, typer.Option(help="IVF lists to scan.")] = None,
     ef_search: Annotated[int | None, typer.Option(help="HNSW efSearch (default 40).")] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Rebuild the index first when the database changed since.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search a Faiss side index like `vstore search` does the database; answers are database ids."""
-    from vstore.compare.side_index import SideIndex, default_index_dir, describe_hits
+    """Search a Faiss side index like `vstore search` does the database; answers are database ids.
+
+    An index built from another database is refused; one built before the last changes (an ingest)
+    is searched with a warning, or rebuilt first with --rebuild."""
+    from vstore.compare.side_index import SideIndex, default_index_dir, describe_hits, rebuild_side_index
     from vstore.search.store import Store
 
     if sum(q is not None for q in (text, image, like)) != 1:
@@ -140,6 +146,15 @@ def faiss_search(
     with Store(s) as store:
         model = store.model
         side.check_model(model.name, model.pretrained, model.dim)
+        stale = side.check_database(s)  # raises ForeignIndex for another database's index
+        if stale and rebuild:
+            info(f"rebuilding the Faiss index at {side.manifest.path}: {stale}")
+            side = rebuild_side_index(s, side)
+        elif stale:
+            warn(
+                f"the Faiss index at {side.manifest.path} is stale: {stale}; its answers miss the changes. "
+                "Pass --rebuild (or run `vstore faiss build`) to bring it up to date."
+            )
         if model.random_weights:
             warn(f"this database was embedded with random weights ({model.label}): results are meaningless")
         if text is not None:

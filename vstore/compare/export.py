@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import psycopg
 
+from vstore.compare.identity import DatabaseIdentity, database_identity
 from vstore.config import Settings
 from vstore.db import sql
 from vstore.db.connect import connection
@@ -106,11 +107,20 @@ def _parse(raw: bytes | bytearray, dtype: np.dtype, dim: int) -> tuple[np.ndarra
 
 def read_vectors(settings: Settings, table: str = "images") -> tuple[np.ndarray, np.ndarray, int]:
     """All (ids, vectors) of `table` in memory, plus the dimension. For the search harnesses."""
+    ids, vectors, dim, _ = read_vectors_with_identity(settings, table)
+    return ids, vectors, dim
+
+
+def read_vectors_with_identity(
+    settings: Settings, table: str = "images"
+) -> tuple[np.ndarray, np.ndarray, int, DatabaseIdentity]:
+    """read_vectors, plus the identity of what was read (same snapshot), for a side index's manifest."""
     from vstore.db.migrations import require_model
 
     dim = require_model(settings).dim
     with connection(settings) as conn:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        identity = database_identity(conn, table)
         n = count_vectors(conn, table)
         ids = np.empty(n, dtype=np.int64)
         vectors = np.empty((n, dim), dtype=np.float32)
@@ -120,7 +130,7 @@ def read_vectors(settings: Settings, table: str = "images") -> tuple[np.ndarray,
             vectors[at : at + len(chunk_ids)] = chunk_vectors
             at += len(chunk_ids)
         conn.rollback()
-    return ids[:at], vectors[:at], dim
+    return ids[:at], vectors[:at], dim, identity
 
 
 @dataclass
@@ -255,10 +265,12 @@ def export(
         out_dir=out_dir, format=format, model=spec.name, pretrained=spec.pretrained, dim=spec.dim
     )
     writer = _export_npy if format == "npy" else _export_parquet
+    identities: dict[str, dict] = {}  # per table: which database and state the vectors come from
     with connection(settings) as conn:
         # One snapshot for counts, vectors and metadata: a concurrent ingest cannot tear the export.
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         for table in tables:
+            identities[table] = database_identity(conn, table).as_dict()
             rows = count_vectors(conn, table)
             files = writer(conn, out_dir, table, spec.dim, rows, chunk_rows)
             report.tables.append(TableExport(table=table, rows=rows, files=files))
@@ -275,6 +287,7 @@ def export(
         "counts": report.counts,
         "tables": [asdict(t) for t in report.tables],
         "metric": "cosine (vectors are L2-normalised: inner product)",
+        "identity": identities,
         "created": report.created,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -2,8 +2,9 @@
 (row -> database id) and a manifest, loaded back and searched by vector. faiss is imported lazily.
 
 Files in the index directory: `index.faiss`, `ids.npy` (int64 database ids, one per Faiss row) and
-`manifest.json` (model, table, rows, type, parameters, build seconds, bytes). Database ids are not
-contiguous after deletes and re-ingests, which is why the id map exists: Faiss rows are 0..n-1.
+`manifest.json` (model, table, rows, type, parameters, build seconds, bytes, and the identity of the
+database and rows it was built from: vstore.compare.identity, checked by `check_database`). Database ids
+are not contiguous after deletes and re-ingests, which is why the id map exists: Faiss rows are 0..n-1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from vstore.config import Settings
 from vstore.encode.paths import filesystem_path
-from vstore.errors import ConfigError, ModelMismatch, NotFound
+from vstore.errors import ConfigError, ForeignIndex, ModelMismatch, NotFound
 
 FAISS_TYPES = ("flat", "ivf", "hnsw", "ivfpq")
 INDEX_FILE = "index.faiss"
@@ -44,6 +45,8 @@ class FaissManifest:
     source: str = ""  # "database" or the export directory
     created: str = ""
     path: str = ""
+    # vstore.compare.identity.DatabaseIdentity of the indexed vectors (None: built before it was recorded)
+    identity: dict[str, Any] | None = None
 
 
 @dataclass
@@ -75,6 +78,7 @@ def build_side_index(
 
     if kind not in FAISS_TYPES:
         raise ConfigError(f"unknown Faiss index type {kind!r}; choose one of {', '.join(FAISS_TYPES)}.")
+    identity: dict[str, Any] | None
     if from_export is not None:
         ids, vectors, manifest = load_export(Path(from_export), table)
         model, pretrained, dim, source = (
@@ -83,13 +87,15 @@ def build_side_index(
             manifest["dim"],
             str(from_export),
         )
+        identity = manifest.get("identity", {}).get(table)
     else:
-        from vstore.compare.export import read_vectors
+        from vstore.compare.export import read_vectors_with_identity
         from vstore.db.migrations import require_model
 
         spec = require_model(settings)
-        ids, vectors, dim = read_vectors(settings, table)
+        ids, vectors, dim, read_identity = read_vectors_with_identity(settings, table)
         model, pretrained, source = spec.name, spec.pretrained, "database"
+        identity = read_identity.as_dict()
     if len(ids) == 0:
         raise NotFound(f"there are no {table} vectors to index; ingest data first (or `vstore bench synth`).")
     if kind == "hnsw" and (m is None or ef_construction is None):
@@ -123,6 +129,7 @@ def build_side_index(
         source=source,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         path=str(out),
+        identity=identity,
     )
     (out / MANIFEST_FILE).write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
@@ -158,6 +165,31 @@ class SideIndex:
                 f"database {name}/{pretrained} (dim {dim}); rebuild it with `vstore faiss build`."
             )
 
+    def check_database(self, settings: Settings) -> str | None:
+        """Refuse an index built from another database (ForeignIndex: its ids would name unrelated rows);
+        return why it is stale (rows added, removed or updated since it was built), or None if current."""
+        from vstore.compare.identity import (
+            DatabaseIdentity,
+            database_identity,
+            foreign_reason,
+            stale_reason,
+        )
+        from vstore.db.connect import connection
+
+        m = self.manifest
+        with connection(settings, autocommit=True) as conn:
+            current = database_identity(conn, m.table)
+        if m.identity is None:
+            return "it records no database identity (built by an older vstore), so it may be out of date"
+        recorded = DatabaseIdentity.from_dict(m.identity)
+        foreign = foreign_reason(recorded, current)
+        if foreign is not None:
+            raise ForeignIndex(
+                f"the Faiss index at {m.path} was built from {foreign}, not this one: its ids would name "
+                f"unrelated rows. Rebuild it here: `vstore faiss build --type {m.type} --table {m.table}`."
+            )
+        return stale_reason(recorded, current)
+
     def search(
         self,
         vector: np.ndarray,
@@ -185,6 +217,14 @@ class SideIndex:
             if r >= 0 and int(self.ids[r]) != exclude_id
         ]
         return hits[:k]
+
+
+def rebuild_side_index(settings: Settings, side: SideIndex, threads: int = 2) -> SideIndex:
+    """Build `side` again from the database, with its type, table, parameters and directory."""
+    m = side.manifest
+    params = {k: m.params.get(k) for k in ("m", "ef_construction", "nlist", "pq_m")}
+    build_side_index(settings, m.type, table=m.table, out_dir=Path(m.path), threads=threads, **params)
+    return SideIndex.load(Path(m.path))
 
 
 def describe_hits(settings: Settings, table: str, hits: list[FaissHit]) -> list[dict[str, Any]]:
