@@ -141,12 +141,12 @@ def test_a_caption_removed_from_the_coco_annotations_is_deleted_on_reingest(sett
 
     report = ingest(settings, root, encoder=tiny_encoder)
 
-    assert report.captions_removed == 1 and report.captions_added == 0
     assert removed["caption"] not in _captions(settings)
     assert len(_captions(settings)) == len(data["annotations"])
     with Store(settings, encoder=tiny_encoder) as store:
         hits = store.search_text(removed["caption"], target="captions", k=20)
     assert removed["caption"] not in {h.text for h in hits}
+    assert report.captions_removed == 1 and report.captions_added == 0
 
 
 def test_sidecar_caption_identity_survives_removing_another_line(settings, tmp_path, tiny_encoder):
@@ -159,11 +159,11 @@ def test_sidecar_caption_identity_survives_removing_another_line(settings, tmp_p
     (root / "a.txt").write_text("second line\nthird line\n")
     report = ingest(settings, root, encoder=tiny_encoder)
 
-    assert report.captions_removed == 1 and report.captions_added == 0  # nothing re-embedded
     assert dict(rows(settings, "SELECT text, id FROM captions")) == {
         "second line": ids_before["second line"],
         "third line": ids_before["third line"],
     }
+    assert report.captions_removed == 1 and report.captions_added == 0  # nothing re-embedded
 
 
 def test_a_manifest_repeating_a_line_gives_one_caption(settings, tmp_path, tiny_encoder):
@@ -172,8 +172,8 @@ def test_a_manifest_repeating_a_line_gives_one_caption(settings, tmp_path, tiny_
         "path,caption\na.jpg,a red circle\na.jpg,a red circle\na.jpg,a blue square\n"
     )
     report = ingest(settings, tmp_path / "m" / "list.csv", encoder=tiny_encoder)
-    assert report.captions_duplicate == 1
     assert _captions(settings) == ["a blue square", "a red circle"]
+    assert report.captions_duplicate == 1
 
 
 # -- 3. only present rows are searched ------------------------------------------------------------------
@@ -258,8 +258,8 @@ def test_non_string_captions_are_rejected_and_counted(settings, tmp_path, tiny_e
     ]
     (tmp_path / "m" / "list.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     report = ingest(settings, tmp_path / "m" / "list.jsonl", encoder=tiny_encoder)
-    assert report.captions_invalid == 3
     assert _captions(settings) == ["a real caption"]
+    assert report.captions_invalid == 3
 
 
 def test_a_csv_manifest_with_a_utf8_bom_is_accepted(settings, tmp_path, tiny_encoder):

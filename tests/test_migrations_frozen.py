@@ -101,3 +101,20 @@ def test_migrations_run_to_head_and_back_without_the_sql_folder(empty_settings, 
         assert downgrade(empty_settings, "base") == "base"
     finally:
         vstore.db.sql.load.cache_clear()
+
+
+def test_the_sql_api_files_document_the_functions_at_head(settings):
+    """sql/api/*.sql are not run by migrations, but they must say what head installs: running a file
+    again changes no function body."""
+    from vstore.db.sql import api_files, load
+
+    query = (
+        "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = 'vstore' ORDER BY 1"
+    )
+    with psycopg.connect(settings.database_url) as conn:
+        installed = conn.execute(query).fetchall()
+        for name in api_files():
+            conn.execute(load(name))
+        assert conn.execute(query).fetchall() == installed
+        conn.rollback()
