@@ -22,6 +22,7 @@ def refuse_user_data(conn: psycopg.Connection, is_ours: IsOurs, *, force: bool =
     if foreign:
         shown = ", ".join(repr(n) for n in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
         raise UserDataPresent(
-            f"this database holds datasets the benchmark did not create ({shown}), and benchmarks write and "
-            "delete rows; point it at a scratch database (e.g. VSTORE_HOME=/tmp/vsbench) or pass --force."
+            f"this database holds datasets the benchmark did not create ({shown}; `vstore datasets` lists "
+            "them), and benchmarks write and delete rows; point it at a scratch database "
+            "(e.g. VSTORE_HOME=/tmp/vsbench) or pass --force."
         )

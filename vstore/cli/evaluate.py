@@ -111,7 +111,8 @@ def eval_command(
         ),
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="Take the queries from this dataset only (by name).")
+        str | None,
+        typer.Option(help="Take the queries from this dataset only (by name; see `vstore datasets`)."),
     ] = None,
     limit: Annotated[
         int, typer.Option(help="At most this many caption and image queries each (seeded sample); 0 = all.")

@@ -44,7 +44,10 @@ def search(
         str, typer.Option("--target", "-t", help="What to return: images or captions.")
     ] = "images",
     k: Annotated[int, typer.Option("-k", help="How many results (1-1000).")] = 10,
-    dataset: Annotated[str | None, typer.Option(help="Only results from this dataset (by name).")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Only results from this dataset (by name; `vstore datasets` lists them)."),
+    ] = None,
     split: Annotated[str | None, typer.Option(help="Only images of this split (train, val ...).")] = None,
     ef_search: Annotated[
         int | None,
