@@ -53,3 +53,7 @@ class ImageError(VstoreError):
 
 class UserDataPresent(VstoreError):
     """A benchmark that deletes or adds scratch rows was pointed at a database holding user datasets."""
+
+
+class ReadOnlyDatabase(VstoreError):
+    """The database role may only read (`vstore db reader`, a standby) and the command must write."""

@@ -82,6 +82,11 @@ def search(
             hits = store.search_image(image, **options)
         else:
             hits = store.search_like(like, **options)  # type: ignore[arg-type]
+        if store.uncached:
+            warn(
+                "this database role may not write the text cache, so the text was searched but not "
+                "cached for SQL clients (`vstore embed-text` with the owner's URL caches it)"
+            )
     if as_json:
         for hit in hits:
             print_json(hit)
