@@ -42,9 +42,7 @@ def test_reader_role_can_select_and_search_but_not_write(stocked):
     with psycopg.connect(again.url, autocommit=True) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("vstore_reader",)
         assert conn.execute("SELECT count(*) FROM images").fetchone() == (3,)
-        rows = conn.execute(
-            "SELECT id FROM vstore.search_images(vstore.text('a red circle'), 2)"
-        ).fetchall()
+        rows = conn.execute("SELECT id FROM vstore.search_images(vstore.text('a red circle'), 2)").fetchall()
         assert len(rows) == 2
         for statement in (
             "DELETE FROM images",

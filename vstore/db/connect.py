@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql as pgsql
 
 from vstore.config import Settings
 from vstore.errors import DatabaseUnavailable, PgvectorMissing, SchemaNotReady
@@ -110,11 +111,11 @@ def ensure_pgvector(conn: psycopg.Connection) -> str:
     return str(row[0]) if row else "?"
 
 
-def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+def scalar(conn: psycopg.Connection, query: str | pgsql.SQL | pgsql.Composed, params: Any = None) -> Any:
     """The first column of the first row of a query that always returns one (count(*), RETURNING id)."""
-    row = conn.execute(sql, params).fetchone()
+    row = conn.execute(query, params).fetchone()
     if row is None:
-        raise RuntimeError(f"query returned no row: {sql.splitlines()[0]}")
+        raise RuntimeError(f"query returned no row: {query!r:.200}")
     return row[0]
 
 

@@ -152,11 +152,12 @@ def _write_tuning(pgdata: Path) -> None:
 
 def _ensure_database(admin_url: str) -> None:
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
 
 
 def _url_for(info, database: str = DATABASE_NAME) -> str:  # noqa: ANN001

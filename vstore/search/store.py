@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 import psycopg
+from psycopg import sql as pgsql
 
 from vstore.config import Settings
 from vstore.db.connect import connect, scalar, vector_array
@@ -352,7 +353,7 @@ class Store:
         """Rows per table, and images by status."""
         conn = self.conn
         counts = {
-            t: int(scalar(conn, f"SELECT count(*) FROM public.{t}"))
+            t: int(scalar(conn, pgsql.SQL("SELECT count(*) FROM public.{}").format(pgsql.Identifier(t))))
             for t in ("datasets", "images", "captions", "text_queries")
         }
         for status, n in conn.execute(
