@@ -4,12 +4,16 @@ first use without network."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 from dataclasses import replace
 
+import pytest
+
 from tests import imagegen
+from vstore.cli import main
 from vstore.db.connect import connection
 from vstore.ingest.pipeline import ingest
 from vstore.ingest.workers import WORKER_DIED
@@ -65,3 +69,98 @@ def test_a_decode_worker_killed_mid_ingest_fails_its_file_and_the_ingest_goes_on
     with connection(settings, autocommit=True) as conn:
         rows = conn.execute("SELECT path, status FROM images ORDER BY path").fetchall()
     assert rows == [(f"{i}.png", "failed" if i == 3 else "ok") for i in range(7)]
+
+
+def _env(monkeypatch, settings) -> None:
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(settings.home))
+    for name in ("VSTORE_MODEL", "VSTORE_PRETRAINED", "VSTORE_BATCH_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _errors(err: str) -> list[str]:
+    """The error lines of stderr (progress and the tiny model's random-weights warning left out); a
+    traceback would show as lines of its own."""
+    assert "Traceback" not in err
+    return [line for line in err.splitlines() if line.startswith("Error") or "rror:" in line]
+
+
+def _pixel_bomb(path) -> None:
+    """A small PNG whose header claims 20000x20000 pixels (400 Mpx): what a decompression bomb looks
+    like to the decoder, without 1.2 GB of pixels on disk."""
+    import struct
+    import zlib
+
+    imagegen.draw(0, (4, 4)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = 8 + 8  # signature, then the IHDR chunk's length and type
+    data[ihdr : ihdr + 8] = struct.pack(">II", 20000, 20000)
+    crc_at = ihdr + 13
+    data[crc_at : crc_at + 4] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : crc_at])))
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def photos(settings, tiny_encoder, tmp_path):
+    for index in range(4):
+        imagegen.save_jpeg(tmp_path / "photos" / f"{index}.jpg", index)
+    ingest(settings, tmp_path / "photos", encoder=tiny_encoder)
+    return tmp_path / "photos"
+
+
+def test_search_by_a_20000_px_square_image_is_one_error_line(settings, photos, tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, settings)
+    _pixel_bomb(tmp_path / "bomb.png")
+    assert main(["search", "--image", str(tmp_path / "bomb.png")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    [line] = _errors(captured.err)
+    assert line.startswith("Error: ") and "pixel limit" in line and "resize" in line
+
+
+def test_eval_with_a_20000_px_square_query_image_is_one_error_line(
+    settings, photos, tmp_path, monkeypatch, capsys
+):
+    _env(monkeypatch, settings)
+    _pixel_bomb(tmp_path / "bomb.png")
+    (tmp_path / "queries.txt").write_text("a red circle\nbomb.png\n")
+    args = ["eval", "--queries-file", str(tmp_path / "queries.txt"), "--methods", "exact-numpy"]
+    assert main(args) == 1
+    [line] = _errors(capsys.readouterr().err)
+    assert line.startswith("Error: ") and "pixel limit" in line and "bomb.png" in line
+
+
+def test_the_server_dropping_the_ingest_is_one_error_line_and_the_rerun_loses_nothing(
+    settings, tmp_path, monkeypatch, capsys
+):
+    _env(monkeypatch, settings)
+    for index in range(20):
+        imagegen.save_jpeg(tmp_path / "photos" / f"{index:02}.jpg", index)
+    with connection(settings, autocommit=True) as conn:
+        # Once the first batch (8 rows) is committed, the backend serving the ingest terminates itself
+        # in the middle of the next one: the client sees what a server shutdown sends (AdminShutdown).
+        conn.execute(
+            """
+            CREATE FUNCTION public.test_shutdown() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF (SELECT count(*) FROM public.images) > 8 THEN
+                    PERFORM pg_terminate_backend(pg_backend_pid());
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER test_shutdown AFTER INSERT ON public.images
+                FOR EACH STATEMENT EXECUTE FUNCTION public.test_shutdown();
+            """
+        )
+    args = ["ingest", str(tmp_path / "photos"), "--batch-size", "8", "--workers", "0"]
+    assert main(args) == 1
+    [line] = _errors(capsys.readouterr().err)
+    assert line.startswith("Error: lost the connection to PostgreSQL") and "re-run" in line
+    with connection(settings, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM images").fetchone() == (8,)  # the committed batch
+        conn.execute("DROP TRIGGER test_shutdown ON public.images")
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["added"], report["unchanged"]) == (12, 8)
+    with connection(settings, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM images WHERE status = 'ok'").fetchone() == (20,)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vstore.config import Settings
+from vstore.db.connect import database_errors
 from vstore.encode.encoder import Encoder, ModelSpec
 from vstore.ingest.report import IngestProgress, IngestReport
 from vstore.ingest.sources import open_source
@@ -228,6 +229,7 @@ class _Pipeline:
             )
 
 
+@database_errors
 def ingest(
     settings: Settings,
     path: str | Path,

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from vstore.config import Settings
-from vstore.db.connect import connect, scalar, vector_array
+from vstore.db.connect import CANNOT_WRITE, connect, scalar, vector_array
 from vstore.db.indexes import DEFAULT_EF_SEARCH, set_query_knobs
 from vstore.db.migrations import checked_model
 from vstore.db.sql import load
@@ -84,11 +84,6 @@ class CachedText:
     id: int
     text: str
     added: bool  # False when the text was already in the cache (it was not encoded again)
-
-
-# What PostgreSQL answers to a write by a role that may only read (no INSERT grant, or sessions that start
-# read-only as `vstore db reader`'s do, or a hot standby).
-_CANNOT_WRITE = (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)
 
 
 @dataclass(frozen=True)
@@ -308,7 +303,7 @@ class Store:
                     for text, vector in zip(missing, encoded, strict=True):
                         params = {"text": text, "embedding": vector}
                         ids[text] = (int(scalar(conn, load("queries/search_cache_text"), params)), True)
-            except _CANNOT_WRITE:  # searched all the same; the caller tells the user it was not cached
+            except CANNOT_WRITE:  # searched all the same; the caller tells the user it was not cached
                 ids.clear()
                 self.uncached = missing
         if len(ids) < len(unique):
