@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 
@@ -164,3 +166,73 @@ def test_the_server_dropping_the_ingest_is_one_error_line_and_the_rerun_loses_no
     assert (report["added"], report["unchanged"]) == (12, 8)
     with connection(settings, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM images WHERE status = 'ok'").fetchone() == (20,)
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face cache, in this process (huggingface_hub reads HF_HOME once, at import)."""
+    import huggingface_hub.constants
+
+    hub = tmp_path / "hf" / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return hub
+
+
+def _warm(hub) -> None:
+    """Put (dummy) ViT-B-32/openai weights where open_clip's hf_hub_download would find them."""
+    repo = hub / "models--timm--vit_base_patch32_clip_224.openai"
+    revision = "0" * 40
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    (repo / "snapshots" / revision / "open_clip_model.safetensors").write_bytes(b"weights")
+
+
+def _check_offline_refusal(stderr: str, settings) -> None:
+    [line] = _errors(stderr)
+    assert line.startswith("Error: the weights of ViT-B-32/openai are not in the Hugging Face cache")
+    for fix in ("--pretrained random", "--pretrained /path/to/checkpoint.pt", "warm Hugging Face cache"):
+        assert fix in line
+    with connection(settings, autocommit=True, vector=False) as conn:
+        assert conn.execute("SELECT to_regclass('public.embedding_model')").fetchone() == (None,)
+
+
+def test_init_offline_without_cached_weights_fails_and_records_nothing(
+    empty_settings, hf_cache, monkeypatch, capsys
+):
+    _env(monkeypatch, empty_settings)
+    assert main(["init"]) == 1
+    _check_offline_refusal(capsys.readouterr().err, empty_settings)
+    assert main(["init", "--pretrained", "random", "--model", "vstore-tiny"]) == 0  # the first fix works
+
+
+def test_first_ingest_offline_without_cached_weights_fails_and_records_nothing(
+    empty_settings, hf_cache, tmp_path, monkeypatch, capsys
+):
+    _env(monkeypatch, empty_settings)
+    imagegen.save_jpeg(tmp_path / "photos" / "a.jpg", 0)
+    assert main(["ingest", str(tmp_path / "photos")]) == 1
+    _check_offline_refusal(capsys.readouterr().err, empty_settings)
+
+
+def test_init_offline_with_the_weights_in_the_hugging_face_cache_records_the_model(
+    empty_settings, hf_cache, monkeypatch, capsys
+):
+    _env(monkeypatch, empty_settings)
+    _warm(hf_cache)
+    assert main(["init", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"model": "ViT-B-32", "pretrained": "openai", "dim": 512}
+
+
+@pytest.mark.slow
+def test_a_new_user_offline_gets_the_refusal_from_a_fresh_process(empty_settings, tmp_path):
+    """The same as a new user meets it: a fresh process, HF_HOME set before huggingface_hub loads."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VSTORE_", "HF_"))}
+    env.update(VSTORE_DATABASE_URL=empty_settings.database_url, HF_HOME=str(tmp_path / "hf"))
+    env.update(VSTORE_HOME=str(empty_settings.home))
+    done = subprocess.run(
+        [sys.executable, "-m", "vstore", "init"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1
+    _check_offline_refusal(done.stderr, empty_settings)

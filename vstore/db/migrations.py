@@ -100,8 +100,13 @@ def upgrade(settings: Settings, revision: str = HEAD, spec: ModelSpec | None = N
     with connection(settings, autocommit=True, vector=False) as conn:
         ensure_pgvector(conn)
         recorded = read_model(conn)
-    if recorded is None and spec is None:
-        spec = resolve_spec(settings.model or DEFAULT_MODEL, settings.pretrained or DEFAULT_PRETRAINED)
+    if recorded is None:
+        # The model is about to be recorded for good: refuse weights this machine cannot get.
+        from vstore.encode.weights import check_weights_available
+
+        if spec is None:
+            spec = resolve_spec(settings.model or DEFAULT_MODEL, settings.pretrained or DEFAULT_PRETRAINED)
+        check_weights_available(spec)
     _run_alembic(settings, "upgrade", revision, spec)
     with connection(settings, autocommit=True, vector=False) as conn:
         return current_revision(conn) or "base"
