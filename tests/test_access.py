@@ -131,3 +131,14 @@ def test_downgrade_that_keeps_the_tables_needs_no_yes(settings, monkeypatch):
     assert main(["db", "downgrade", "0001"]) == 0
     with connection(settings, autocommit=True) as conn:
         assert conn.execute("SELECT to_regclass('public.images') IS NOT NULL").fetchone() == (True,)
+
+
+def test_ingest_under_the_reader_is_one_error_line_and_writes_nothing(stocked, tmp_path, monkeypatch, capsys):
+    reader = ensure_reader(stocked)
+    _env(monkeypatch, reader.url, stocked)
+    imagegen.save_jpeg(tmp_path / "more" / "x.jpg", 5)
+    assert main(["ingest", str(tmp_path / "more"), "--workers", "0"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "may not write" in errors[0] and "owner's URL" in errors[0]
+    with connection(stocked, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM datasets").fetchone() == (1,)
