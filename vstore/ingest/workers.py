@@ -141,15 +141,20 @@ class DecodePool:
         self._groups += 1
         return self._groups, tasks, self.pool.apply_async(decode_many, (tasks, self._groups))
 
-    def _worker_died_on(self, group: int) -> bool:
+    def _drain_started(self) -> None:
+        """Read the workers' announcements (often, so their pipe never fills and blocks a worker)."""
         while not self._started.empty():
             pid, started = self._started.get()
             self._working[pid] = started
+
+    def _worker_died_on(self, group: int) -> bool:
+        self._drain_started()
         return any(g == group and not _alive(pid) for pid, g in self._working.items())
 
     def _collect(self, group: int, tasks: list[DecodeTask], handle: Any) -> list[Decoded]:
         """The results of one group; a group whose worker died is decoded again one file per task, and a
         single file whose worker died is recorded as failed."""
+        self._drain_started()
         while not handle.ready():
             handle.wait(POLL_S)
             if not handle.ready() and self._worker_died_on(group):
