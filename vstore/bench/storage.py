@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from psycopg import sql
 
 from vstore.config import Settings
 from vstore.db.connect import connection, vector_array
@@ -58,23 +59,39 @@ def storage_effect(
         ).fetchall()
         probes = [vector_array(r[0]) for r in sample]
         for variant, (type_template, storage) in VARIANTS.items():
-            table, column_type = f"vstore_bench_{variant}", type_template.format(dim=dim)
-            conn.execute(f"DROP TABLE IF EXISTS public.{table}")
+            table = f"vstore_bench_{variant}"
+            # Identifiers quoted; the type and storage keywords are VARIANTS' constants (dim an int).
+            names = {
+                "table": sql.Identifier(table),
+                "type": sql.SQL(type_template.format(dim=int(dim))),
+                "storage": sql.SQL(storage),
+            }
+            drop = sql.SQL("DROP TABLE IF EXISTS public.{table}").format(**names)
+            conn.execute(drop)
             try:
-                conn.execute(f"CREATE UNLOGGED TABLE public.{table} (id bigint, embedding {column_type})")
-                conn.execute(f"ALTER TABLE public.{table} ALTER COLUMN embedding SET STORAGE {storage}")
+                create = "CREATE UNLOGGED TABLE public.{table} (id bigint, embedding {type})"
+                conn.execute(sql.SQL(create).format(**names))
                 conn.execute(
-                    f"INSERT INTO public.{table} SELECT id, embedding::{column_type} FROM public.images "
-                    "WHERE embedding IS NOT NULL"
+                    sql.SQL("ALTER TABLE public.{table} ALTER COLUMN embedding SET STORAGE {storage}").format(
+                        **names
+                    )
                 )
-                conn.execute(f"VACUUM ANALYZE public.{table}")
+                conn.execute(
+                    sql.SQL(
+                        "INSERT INTO public.{table} SELECT id, embedding::{type} FROM public.images "
+                        "WHERE embedding IS NOT NULL"
+                    ).format(**names)
+                )
+                conn.execute(sql.SQL("VACUUM ANALYZE public.{table}").format(**names))
                 heap, toast = conn.execute(
                     "SELECT pg_relation_size(c.oid), "
                     "coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) "
                     "FROM pg_class AS c WHERE c.oid = %s::regclass",
                     (f"public.{table}",),
                 ).fetchall()[0]
-                query = f"SELECT id FROM public.{table} ORDER BY embedding <=> %b::{column_type} LIMIT %b"
+                query = sql.SQL(
+                    "SELECT id FROM public.{table} ORDER BY embedding <=> %b::{type} LIMIT %b"
+                ).format(**names)
                 latencies = np.empty((repeats, len(probes)))
                 for probe in probes:  # warm-up: the table into shared buffers / page cache
                     conn.execute(query, (probe, k), prepare=True).fetchall()
@@ -86,7 +103,7 @@ def storage_effect(
                 server = [
                     float(
                         conn.execute(
-                            f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {query}", (p, k)
+                            sql.SQL("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {}").format(query), (p, k)
                         ).fetchall()[0][0][0]["Execution Time"]
                     )
                     for p in probes[:5]
@@ -102,5 +119,5 @@ def storage_effect(
                     )
                 )
             finally:
-                conn.execute(f"DROP TABLE IF EXISTS public.{table}")
+                conn.execute(drop)
     return out

@@ -89,7 +89,8 @@ def _replace_dataset(conn: psycopg.Connection, name: str) -> int:
 def _allocate_ids(conn: psycopg.Connection, table: str, n: int) -> np.ndarray:
     """Reserve n ids from the table's identity sequence (so captions can reference images in one COPY)."""
     rows = conn.execute(
-        f"SELECT nextval(pg_get_serial_sequence('public.{table}', 'id')) FROM generate_series(1, %s)", (n,)
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        (f"public.{table}", n),
     ).fetchall()
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
 

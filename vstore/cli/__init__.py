@@ -58,6 +58,20 @@ def _run(argv: list[str] | None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         typer.echo(f"Error: {exc.strerror or exc}{where}", err=True)
         return 1
+    except Exception as exc:  # the server went away mid-command, or the role may not write
+        error = _database_error(exc)
+        if error is None:
+            raise
+        typer.echo(f"Error: {error}", err=True)
+        return error.exit_code
+
+
+def _database_error(exc: Exception) -> VstoreError | None:
+    if "psycopg" not in sys.modules:  # no command talked to a database: not a database error
+        return None
+    from vstore.db.connect import database_error
+
+    return database_error(exc)
 
 
 if __name__ == "__main__":

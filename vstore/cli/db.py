@@ -66,6 +66,29 @@ def db_url() -> None:
     typer.echo(database_url(settings()))
 
 
+@db_app.command("reader")
+def db_reader(
+    role: Annotated[str, typer.Option("--role", help="Role name.")] = "vstore_reader",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create (or refresh) a read-only role and print its URL: the one to hand to SQL clients.
+
+    The role can SELECT every vstore table and call the vstore.* functions; it cannot insert, update,
+    delete or drop anything (`vstore db url` is the owner's URL, which can). Searching with the vstore CLI
+    under it works too (VSTORE_DATABASE_URL="$(vstore db reader)"); texts not yet in the text cache are
+    searched without being cached. On a server other than the embedded one, each call sets a new password."""
+    from vstore.db.roles import ensure_reader
+
+    reader = ensure_reader(settings(), role)
+    if as_json:
+        print_json(reader)
+        return
+    typer.echo(reader.url)
+    done = "created" if reader.created else "refreshed"
+    password = "; a new password was set" if reader.password_set else ""
+    info(f"role {reader.name} {done}: SELECT and vstore.* functions only{password}")
+
+
 @db_app.command("status")
 def db_status(as_json: JsonOpt = False) -> None:
     """Server, pgvector version, schema revision, model and row counts."""
@@ -90,11 +113,30 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @db_app.command("downgrade")
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision; 'base' removes everything.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask (needed when stdin is not a terminal).")
+    ] = False,
 ) -> None:
-    """Revert Alembic migrations. `downgrade base` drops every vstore table and function (data included)."""
-    from vstore.db.migrations import downgrade
+    """Revert Alembic migrations. `downgrade base` drops every vstore table and function (data included),
+    so it asks first on a terminal and needs --yes anywhere else."""
+    from vstore.db.migrations import downgrade, downgrade_drops_data
 
-    info(f"database at revision {downgrade(settings(), revision)}")
+    s = settings()
+    if not yes and downgrade_drops_data(s, revision):
+        _confirm(f"downgrade to {revision} drops every vstore table, with all images, captions and vectors")
+    info(f"database at revision {downgrade(s, revision)}")
+
+
+def _confirm(what: str) -> None:
+    """Ask on a terminal; anywhere else (scripts, pipes) refuse unless --yes was given."""
+    import sys
+
+    from vstore.errors import ConfigError
+
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{what}; add --yes to confirm (stdin is not a terminal, so vstore cannot ask).")
+    if not typer.confirm(f"{what}. Continue?", default=False, err=True):
+        raise typer.Abort()
 
 
 def _refuse_external(s, verb: str) -> None:  # noqa: ANN001

@@ -85,6 +85,11 @@ def search(
             hits = store.search_image(image, **options)
         else:
             hits = store.search_like(like, **options)  # type: ignore[arg-type]
+        if store.uncached:
+            warn(
+                "this database role may not write the text cache, so the text was searched but not "
+                "cached for SQL clients (`vstore embed-text` with the owner's URL caches it)"
+            )
     if as_json:
         for hit in hits:
             print_json(hit)
@@ -148,7 +153,7 @@ def index_create(
     """Build (or rebuild) the HNSW or IVFFlat index on a table's embeddings. Replaces an index of the same
     type; an index of the other type stays (drop it to make the planner use the new one)."""
     from vstore.db.connect import connection
-    from vstore.db.indexes import create_index
+    from vstore.db.indexes import create_index, index_name
 
     if (
         kind == "hnsw"
@@ -157,6 +162,7 @@ def index_create(
         and (m is not None or ef_construction is not None)
     ):
         raise ConfigError("--m/--ef-construction are for --type hnsw, --lists for --type ivfflat.")
+    index_name(table, kind)  # checks both against the allow-lists before anything is printed or run
     info(f"building the {kind} index on {table} (`vstore index status` in another shell shows progress) ...")
     with connection(settings(), autocommit=True) as conn:
         index = create_index(conn, table, kind, m=m, ef_construction=ef_construction, lists=lists)

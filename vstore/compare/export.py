@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from psycopg import sql as pgsql
 
 from vstore.compare.identity import DatabaseIdentity, database_identity
 from vstore.config import Settings
@@ -59,7 +60,8 @@ def vector_query(table: str) -> str:
 
 
 def count_vectors(conn: psycopg.Connection, table: str) -> int:
-    return int(conn.execute(f"SELECT count(*) FROM ({vector_query(table)}) AS exported").fetchall()[0][0])
+    query = pgsql.SQL("SELECT count(*) FROM ({}) AS exported").format(pgsql.SQL(vector_query(table)))
+    return int(conn.execute(query).fetchall()[0][0])
 
 
 def iter_vector_chunks(
@@ -73,8 +75,8 @@ def iter_vector_chunks(
     chunk_bytes = dtype.itemsize * chunk_rows
     buffer = bytearray()
     header_seen = False
-    query = vector_query(table)
-    with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as copy:
+    query = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(pgsql.SQL(vector_query(table)))
+    with conn.cursor() as cur, cur.copy(query) as copy:
         for block in copy:
             buffer += block
             if not header_seen:
@@ -182,8 +184,8 @@ def _export_npy(
         raise VstoreError(f"exported {written} {table} rows but counted {rows}; re-run the export.")
     meta_path = out / f"{table}_meta.csv"
     with meta_path.open("wb") as meta_file, conn.cursor() as cur:
-        meta_sql = sql.load(f"queries/export_{table}_meta")
-        with cur.copy(f"COPY ({meta_sql}) TO STDOUT (FORMAT CSV, HEADER)") as copy:
+        meta_sql = pgsql.SQL(sql.load(f"queries/export_{table}_meta"))
+        with cur.copy(pgsql.SQL("COPY ({}) TO STDOUT (FORMAT CSV, HEADER)").format(meta_sql)) as copy:
             for block in copy:
                 meta_file.write(block)
     return [p.name for p in (vec_path, ids_path, meta_path)]

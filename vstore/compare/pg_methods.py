@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql as pgsql
 
 from vstore.compare.base import BuildOptions, Corpus, SearchMethod
 from vstore.config import Settings
@@ -57,8 +58,8 @@ def build_pg_index(
 ) -> tuple[indexes.IndexInfo, float]:
     """Build (or rebuild) an index with `workers` processes in all (leader + parallel workers, the way
     Faiss counts threads) and enough maintenance memory; returns the index and build seconds."""
-    conn.execute(f"SET max_parallel_maintenance_workers = {max(0, int(workers) - 1)}")
-    conn.execute(f"SET maintenance_work_mem = '{BUILD_MEMORY}'")
+    conn.execute(pgsql.SQL("SET max_parallel_maintenance_workers = {}").format(max(0, int(workers) - 1)))
+    conn.execute(pgsql.SQL("SET maintenance_work_mem = {}").format(BUILD_MEMORY))
     if not conn.autocommit:
         conn.commit()
     started = time.perf_counter()
@@ -157,9 +158,8 @@ class PgvectorMethod(SearchMethod):
     def _plan_indexes(self) -> set[str]:
         if self._probe is None:
             return set()
-        plan = self.conn.execute(
-            f"EXPLAIN (FORMAT JSON) {self.query_sql}", {"q": self._probe, "k": 10}
-        ).fetchall()[0][0]
+        explain = pgsql.SQL("EXPLAIN (FORMAT JSON) {}").format(pgsql.SQL(self.query_sql))
+        plan = self.conn.execute(explain, {"q": self._probe, "k": 10}).fetchall()[0][0]
         return set(re.findall(r'"Index Name": "([^"]+)"', json.dumps(plan)))
 
     def _check_plan(self) -> None:
@@ -190,12 +190,13 @@ class PgvectorMethod(SearchMethod):
         conn = self.conn
         conn.rollback()  # end the previous setting's transaction (and restore any hidden index)
         for name in self.hide:
-            conn.execute(f'DROP INDEX public."{name}"')  # names from list_indexes, not user text
+            conn.execute(pgsql.SQL("DROP INDEX public.{}").format(pgsql.Identifier(name)))
         indexes.set_query_knobs(
             conn, ef_search=params.get("ef_search"), probes=params.get("probes"), exact=self.kind == "exact"
         )
         # Same parallelism as Faiss/numpy get: a parallel seq scan would otherwise use 3 processes.
-        conn.execute(f"SET LOCAL max_parallel_workers_per_gather = {max(0, int(self.threads) - 1)}")
+        workers = max(0, int(self.threads) - 1)
+        conn.execute(pgsql.SQL("SET LOCAL max_parallel_workers_per_gather = {}").format(workers))
         if self.kind != "exact":
             # Measure the index even where the planner would scan (small, never-analysed tables).
             conn.execute("SET LOCAL enable_seqscan = off")
@@ -214,7 +215,7 @@ class PgvectorMethod(SearchMethod):
         times = []
         for query in queries:
             plan = self.conn.execute(
-                f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {self.query_sql}",
+                pgsql.SQL("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {}").format(pgsql.SQL(self.query_sql)),
                 {"q": np.asarray(query, dtype=np.float32), "k": k},
             ).fetchall()[0][0]
             times.append(float(plan[0]["Execution Time"]))
@@ -227,7 +228,9 @@ class PgvectorMethod(SearchMethod):
         try:
             conn.rollback()
             if self.created_index and not self.keep_index:
-                conn.execute(f'DROP INDEX IF EXISTS public."{self.created_index}"')
+                conn.execute(
+                    pgsql.SQL("DROP INDEX IF EXISTS public.{}").format(pgsql.Identifier(self.created_index))
+                )
                 conn.commit()
         finally:
             conn.close()

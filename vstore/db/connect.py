@@ -6,16 +6,24 @@ SQLAlchemy is only the engine Alembic needs.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import psycopg
+from psycopg import sql as pgsql
 
 from vstore.config import Settings
-from vstore.errors import DatabaseUnavailable, PgvectorMissing, SchemaNotReady
+from vstore.errors import DatabaseUnavailable, PgvectorMissing, ReadOnlyDatabase, SchemaNotReady, VstoreError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# What PostgreSQL answers to a write by a role that may only read (no grant, sessions that start
+# read-only as `vstore db reader`'s do, or a hot standby).
+CANNOT_WRITE = (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)
 
 EXTENSION_LOCK = 4242005  # advisory lock key serialising CREATE EXTENSION vector
 
@@ -85,6 +93,43 @@ def connection(
         conn.close()
 
 
+def database_error(exc: BaseException) -> VstoreError | None:
+    """The one-line error for a psycopg error a user can act on, or None for the others (bugs).
+
+    OperationalError covers a server that shut down, restarted or was killed mid-command (AdminShutdown,
+    CrashShutdown, "server closed the connection unexpectedly"): each batch commits on its own, so the
+    fix is to run the same command again once the server is back."""
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable(
+            f"lost the connection to PostgreSQL mid-command ({first_line}). What was committed is kept: "
+            "once the server runs again (`vstore db start` for the embedded one, or the server of "
+            "VSTORE_DATABASE_URL), re-run the same command; it resumes where it stopped."
+        )
+    if isinstance(exc, CANNOT_WRITE):
+        return ReadOnlyDatabase(
+            f"this database role may not write ({first_line}). Run the command with the owner's URL "
+            "(`vstore db url`, or unset VSTORE_DATABASE_URL); a `vstore db reader` URL can only search."
+        )
+    return None
+
+
+def database_errors(function: Callable[P, R]) -> Callable[P, R]:
+    """Decorator for library entry points: psycopg errors with a known fix become VstoreErrors."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except psycopg.Error as exc:
+            error = database_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    return wrapper
+
+
 def ensure_pgvector(conn: psycopg.Connection) -> str:
     """Create the vector extension if needed; return its version. Clear error when it cannot exist here."""
     row = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
@@ -115,11 +160,11 @@ def ensure_pgvector(conn: psycopg.Connection) -> str:
     return str(row[0]) if row else "?"
 
 
-def scalar(conn: psycopg.Connection, sql: str, params: Any = None) -> Any:
+def scalar(conn: psycopg.Connection, query: str | pgsql.SQL | pgsql.Composed, params: Any = None) -> Any:
     """The first column of the first row of a query that always returns one (count(*), RETURNING id)."""
-    row = conn.execute(sql, params).fetchone()
+    row = conn.execute(query, params).fetchone()
     if row is None:
-        raise RuntimeError(f"query returned no row: {sql.splitlines()[0]}")
+        raise RuntimeError(f"query returned no row: {query!r:.200}")
     return row[0]
 
 

@@ -88,15 +88,51 @@ def _postmaster(pgdata: Path):  # -> PostmasterInfo | None
         return None  # half-written or garbage pid file: treat as absent
 
 
+def _same_dir(path: str | Path, pgdata: Path) -> bool:
+    try:
+        return Path(path).resolve() == pgdata.resolve()
+    except OSError:
+        return False
+
+
+def _serves(proc, pgdata: Path) -> bool:  # noqa: ANN001
+    """Whether a postgres process serves `pgdata`: its working directory (the postmaster chdirs into its
+    data directory) or, where that cannot be read, its `-D` argument."""
+    import psutil
+
+    try:
+        return _same_dir(proc.cwd(), pgdata)
+    except psutil.Error:
+        pass
+    try:
+        args = proc.cmdline()
+    except psutil.Error:
+        return False
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag == "-D":
+            return _same_dir(value, pgdata)
+    return any(arg.startswith("-D") and _same_dir(arg[2:], pgdata) for arg in args)
+
+
 def _is_our_postmaster(info, pgdata: Path) -> bool:  # noqa: ANN001
-    """True when the pid in postmaster.pid is a live postgres serving this very data dir."""
+    """True when the pid in postmaster.pid is a live postgres serving this very data dir. A pid reused by
+    another program, or by the postmaster of another cluster, is not ours: never signal it."""
     if info is None or not info.is_running():
         return False
     try:
         proc = info.process
-        return proc.name() == "postgres" and proc.status() != "zombie"
+        return proc.name() == "postgres" and proc.status() != "zombie" and _serves(proc, pgdata)
     except Exception:  # psutil.Error: it vanished while we looked
         return False
+
+
+def _socket_lock_is_ours(socket: Path, pgdata: Path) -> bool:
+    """A socket lock file names the data directory on its second line; only ours may be removed."""
+    try:
+        lines = socket.with_name(socket.name + ".lock").read_text().splitlines()
+    except OSError:
+        return False
+    return len(lines) > 1 and _same_dir(lines[1], pgdata)
 
 
 def _clear_stale_pid_file(pgdata: Path) -> None:
@@ -107,12 +143,17 @@ def _clear_stale_pid_file(pgdata: Path) -> None:
     info = _postmaster(pgdata)
     if not pid_file.exists() or _is_our_postmaster(info, pgdata):
         return
-    socket_dirs = {pgdata}
-    if info is not None and info.socket_dir is not None:
-        socket_dirs.add(info.socket_dir)
-    for directory in socket_dirs:
-        for stale in directory.glob(".s.PGSQL.*"):  # the socket and its .lock
-            stale.unlink(missing_ok=True)
+    # Sockets in the data dir are ours; in a shared socket dir, only those whose lock names this data dir
+    # (a live server of another cluster may use the same dir and port).
+    stale = [s for s in pgdata.glob(".s.PGSQL.*") if not s.name.endswith(".lock")]
+    if info is not None and info.socket_dir is not None and not _same_dir(info.socket_dir, pgdata):
+        shared = info.socket_dir.glob(".s.PGSQL.*")
+        stale += [s for s in shared if not s.name.endswith(".lock") and _socket_lock_is_ours(s, pgdata)]
+    for socket in stale:
+        socket.with_name(socket.name + ".lock").unlink(missing_ok=True)
+        socket.unlink(missing_ok=True)
+    for lock in pgdata.glob(".s.PGSQL.*.lock"):
+        lock.unlink(missing_ok=True)
     pid_file.unlink(missing_ok=True)
     # Children of a SIGKILLed postmaster exit on their own once they notice; give them a moment so
     # the new postmaster does not find the old shared memory segment still attached.
@@ -152,11 +193,12 @@ def _write_tuning(pgdata: Path) -> None:
 
 def _ensure_database(admin_url: str) -> None:
     import psycopg
+    from psycopg import sql
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
 
 
 def _url_for(info, database: str = DATABASE_NAME) -> str:  # noqa: ANN001

@@ -2,8 +2,8 @@
 status, query knobs, and the drop-then-rebuild used around bulk loads.
 
 Index names are fixed per table and kind (`images_embedding_hnsw`, `captions_embedding_ivfflat`), so the
-hot queries need not know which one exists. All identifiers come from the allow-lists below, never from
-user text.
+hot queries need not know which one exists. Tables and kinds are checked against the allow-lists below
+before anything else, and every identifier reaches SQL as psycopg.sql.Identifier, never as text.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 
 from vstore.db.connect import scalar
 from vstore.errors import ConfigError, NotFound
@@ -53,22 +54,38 @@ def index_ddl(
     ef_construction: int = 64,
     lists: int | None = None,
     rows: int | None = None,
-) -> str:
+) -> sql.Composed:
     """CREATE INDEX statement. IVFFlat `lists` defaults to default_nlist(rows)."""
     name = index_name(table, kind)
     if kind == "hnsw":
         if m < 2 or ef_construction < 2 * m:
             raise ConfigError("HNSW needs m >= 2 and ef_construction >= 2*m (pgvector's rule).")
-        options = f"m = {int(m)}, ef_construction = {int(ef_construction)}"
+        options = sql.SQL("m = {}, ef_construction = {}").format(int(m), int(ef_construction))
     else:
         if lists is None:
             lists = default_nlist(rows or 0)
         if lists < 1:
             raise ConfigError("--lists must be at least 1.")
-        options = f"lists = {int(lists)}"
-    return (
-        f"CREATE INDEX {name} ON public.{table} USING {kind} (embedding vector_cosine_ops) WITH ({options})"
+        options = sql.SQL("lists = {}").format(int(lists))
+    return sql.SQL(
+        "CREATE INDEX {name} ON public.{table} USING {kind} (embedding vector_cosine_ops) WITH ({options})"
+    ).format(
+        name=sql.Identifier(name),
+        table=sql.Identifier(table),
+        kind=sql.Identifier(kind),
+        options=options,
     )
+
+
+def _count_rows(conn: psycopg.Connection, table: str) -> int:
+    _check(table)
+    return int(scalar(conn, sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))))
+
+
+def _drop(conn: psycopg.Connection, name: str, *, if_exists: bool = False) -> None:
+    """DROP INDEX public.<name>; `name` comes from index_name() or from the catalog, never from users."""
+    statement = "DROP INDEX IF EXISTS public.{}" if if_exists else "DROP INDEX public.{}"
+    conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
 
 
 @dataclass(frozen=True)
@@ -111,10 +128,11 @@ def list_indexes(conn: psycopg.Connection) -> list[IndexInfo]:
 
 def create_index(conn: psycopg.Connection, table: str, kind: str, **params: int | None) -> IndexInfo:
     """Build one index (replacing an index of the same kind). Runs in its own committed transaction."""
-    rows = scalar(conn, f"SELECT count(*) FROM public.{table}") if kind == "ivfflat" else None
+    _check(table, kind)  # before the table name reaches any query
+    rows = _count_rows(conn, table) if kind == "ivfflat" else None
     ddl = index_ddl(table, kind, rows=rows, **{k: v for k, v in params.items() if v is not None})
     with conn.transaction():
-        conn.execute(f"DROP INDEX IF EXISTS public.{index_name(table, kind)}")
+        _drop(conn, index_name(table, kind), if_exists=True)
         conn.execute(ddl)
     return next(i for i in list_indexes(conn) if i.name == index_name(table, kind))
 
@@ -124,12 +142,13 @@ def drop_index(conn: psycopg.Connection, table: str, kind: str) -> None:
     if not any(i.name == name for i in list_indexes(conn)):
         raise NotFound(f"there is no {kind} index on {table}; `vstore index status` lists the indexes.")
     with conn.transaction():
-        conn.execute(f"DROP INDEX public.{name}")
+        _drop(conn, name)
 
 
 def defer_indexes(conn: psycopg.Connection, table: str) -> list[str]:
     """Drop the vector indexes of `table` before a bulk load, remembering their definitions in
     deferred_indexes (committed first, so a crash mid-load cannot lose them). Returns the names."""
+    _check(table)
     names = []
     with conn.transaction():
         for index in list_indexes(conn):
@@ -140,7 +159,7 @@ def defer_indexes(conn: psycopg.Connection, table: str) -> list[str]:
                 "ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition",
                 (index.name, index.definition),
             )
-            conn.execute(f'DROP INDEX public."{index.name}"')
+            _drop(conn, index.name)
             names.append(index.name)
     return names
 
@@ -173,12 +192,12 @@ def rebuild_deferred(conn: psycopg.Connection) -> list[str]:
             conn.commit()
         for name, definition in rows:
             with conn.transaction():
-                conn.execute(f'DROP INDEX IF EXISTS public."{name}"')
-                conn.execute(definition)
+                _drop(conn, name, if_exists=True)
+                conn.execute(definition)  # pg_get_indexdef's text, recorded by defer_indexes
                 conn.execute("DELETE FROM public.deferred_indexes WHERE name = %s", (name,))
         if rows:
             for table in VECTOR_TABLES:
-                conn.execute(f"ANALYZE public.{table}")
+                conn.execute(sql.SQL("ANALYZE public.{}").format(sql.Identifier(table)))
             if not conn.autocommit:
                 conn.commit()
     finally:
@@ -212,11 +231,11 @@ def set_query_knobs(
     if ef_search is not None:
         if not 1 <= ef_search <= 1000:
             raise ConfigError("--ef-search must be between 1 and 1000.")
-        conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(int(ef_search)))
     if probes is not None:
         if probes < 1:
             raise ConfigError("--probes must be at least 1.")
-        conn.execute(f"SET LOCAL ivfflat.probes = {int(probes)}")
+        conn.execute(sql.SQL("SET LOCAL ivfflat.probes = {}").format(int(probes)))
     if exact:
         conn.execute("SET LOCAL enable_indexscan = off")
         conn.execute("SET LOCAL enable_bitmapscan = off")

@@ -33,24 +33,26 @@ def _alembic_config(settings: Settings, model_spec: ModelSpec | None = None):  #
     return config
 
 
-@cache
-def head_revision() -> str:
-    """The newest revision id, read from the revision files' `revision`/`down_revision` lines: importing
-    Alembic and SQLAlchemy costs about half a second, which a search should not pay. A branched history
-    (not expected) falls back to Alembic's own answer."""
+def _revision_parents() -> dict[str, str | None]:
+    """revision -> down_revision, read from the revision files' `revision`/`down_revision` lines: importing
+    Alembic and SQLAlchemy costs about half a second, which a search should not pay."""
     from vstore.resources import alembic_dir
 
-    revisions, parents = set(), set()
+    parent_of: dict[str, str | None] = {}
     for file in (alembic_dir() / "versions").glob("*.py"):
         text = file.read_text()
         revision = re.search(r"^revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
         parent = re.search(r"^down_revision\s*=\s*[\"']([^\"']+)[\"']", text, re.M)
-        if revision is None:
-            continue
-        revisions.add(revision.group(1))
-        if parent is not None:
-            parents.add(parent.group(1))
-    heads = revisions - parents
+        if revision is not None:
+            parent_of[revision.group(1)] = parent.group(1) if parent else None
+    return parent_of
+
+
+@cache
+def head_revision() -> str:
+    """The newest revision id. A branched history (not expected) falls back to Alembic's own answer."""
+    parent_of = _revision_parents()
+    heads = set(parent_of) - {parent for parent in parent_of.values() if parent}
     if len(heads) == 1:
         return heads.pop()
     from alembic.script import ScriptDirectory
@@ -101,8 +103,13 @@ def upgrade(settings: Settings, revision: str = HEAD, spec: ModelSpec | None = N
     with connection(settings, autocommit=True, vector=False) as conn:
         ensure_pgvector(conn)
         recorded = read_model(conn)
-    if recorded is None and spec is None:
-        spec = resolve_spec(settings.model or DEFAULT_MODEL, settings.pretrained or DEFAULT_PRETRAINED)
+    if recorded is None:
+        # The model is about to be recorded for good: refuse weights this machine cannot get.
+        from vstore.encode.weights import check_weights_available
+
+        if spec is None:
+            spec = resolve_spec(settings.model or DEFAULT_MODEL, settings.pretrained or DEFAULT_PRETRAINED)
+        check_weights_available(spec)
     _run_alembic(settings, "upgrade", revision, spec)
     with connection(settings, autocommit=True, vector=False) as conn:
         return current_revision(conn) or "base"
@@ -112,6 +119,39 @@ def downgrade(settings: Settings, revision: str) -> str:
     _run_alembic(settings, "downgrade", revision)
     with connection(settings, autocommit=True, vector=False) as conn:
         return current_revision(conn) or "base"
+
+
+def _revision_chain() -> list[str]:
+    """Revision ids from the first to head."""
+    parent_of = _revision_parents()
+    chain: list[str] = []
+    current: str | None = head_revision()
+    while current is not None and current in parent_of:
+        chain.append(current)
+        current = parent_of[current]
+    return chain[::-1]
+
+
+def downgrade_drops_data(settings: Settings, revision: str) -> bool:
+    """Whether `vstore db downgrade REVISION` would drop the tables (it reaches base from a migrated
+    database). Targets it cannot place (partial ids, branches) count as dropping: the caller then asks."""
+    with connection(settings, autocommit=True, vector=False) as conn:
+        current = current_revision(conn)
+    chain = _revision_chain()
+    if current is None:
+        return False
+    if current not in chain:
+        return True
+    here = chain.index(current) + 1  # base is 0
+    if revision == "base":
+        target = 0
+    elif revision in chain:
+        target = chain.index(revision) + 1
+    elif re.fullmatch(r"-\d+", revision):
+        target = here + int(revision)
+    else:
+        return True
+    return target <= 0 < here
 
 
 def check_same_model(recorded: ModelSpec, wanted: ModelSpec) -> None:

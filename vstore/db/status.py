@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg import sql
+
 from vstore.config import Settings
 from vstore.db.connect import connection, redact, scalar
 
@@ -31,5 +33,6 @@ def database_status(settings: Settings) -> dict[str, Any]:
             report["model"] = model.label + (" (RANDOM WEIGHTS)" if model.random_weights else "")
             report["dim"] = model.dim
             for table in ("datasets", "images", "captions", "text_queries"):
-                report[table] = scalar(conn, f"SELECT count(*) FROM public.{table}")
+                count = sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))
+                report[table] = scalar(conn, count)
     return report

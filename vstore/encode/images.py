@@ -76,6 +76,11 @@ def prepare(data: bytes, transform: Callable[[Any], Any] | None) -> tuple[np.nda
                 rgb = to_rgb(image)
     except ImageError:
         raise
+    except Image.DecompressionBombError as exc:  # PIL refuses over twice its limit, before .size is seen
+        raise ImageError(
+            f"over the {MAX_PIXELS:,}-pixel limit ({describe(exc)}); "
+            "resize the image (a few megapixels is plenty for CLIP)."
+        ) from exc
     except (Exception, MemoryError, RecursionError) as exc:  # PIL raises many types for bad data
         raise ImageError(describe(exc)) from exc
     if transform is None:
@@ -107,7 +112,8 @@ def prepare_file(path: str | Path, transform: Callable[[Any], Any] | None) -> np
     try:
         return prepare(data, transform)[0]
     except ImageError as exc:
-        raise ImageError(f"{path}: {exc}; give a readable JPEG/PNG/... file.") from None
+        fix = "" if str(exc).endswith(".") else "; give a readable JPEG/PNG/... file."  # the pixel limit says
+        raise ImageError(f"{path}: {exc}{fix}") from None
 
 
 def describe(exc: BaseException) -> str:

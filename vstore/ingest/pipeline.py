@@ -22,6 +22,7 @@ import numpy as np
 import psycopg
 
 from vstore.config import Settings
+from vstore.db.connect import database_errors
 from vstore.encode.encoder import Encoder, ModelSpec
 from vstore.errors import VstoreError
 from vstore.ingest.report import IngestProgress, IngestReport
@@ -239,6 +240,7 @@ class _Pipeline:
             )
 
 
+@database_errors
 def ingest(
     settings: Settings,
     path: str | Path,

@@ -4,7 +4,9 @@ knobs (SET LOCAL) never leak from one search to the next.
 
 The encoder is loaded lazily, for the database's model, only when a query needs one: a text already in
 the text_queries cache, or `search_like(id)`, needs no model at all. Every text the Store encodes is
-written to that cache, which is what `vstore.text('...')` reads for SQL clients.
+written to that cache, which is what `vstore.text('...')` reads for SQL clients. Under a role that may
+not write (`vstore db reader`, a read-only replica) new texts are still searched, uncached, and
+`Store.uncached` names them.
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ from typing import Any, Literal
 
 import numpy as np
 import psycopg
+from psycopg import sql as pgsql
 
 from vstore.config import Settings
-from vstore.db.connect import connect, scalar, vector_array
+from vstore.db.connect import CANNOT_WRITE, connect, scalar, vector_array
 from vstore.db.datasets import dataset_id
 from vstore.db.indexes import DEFAULT_EF_SEARCH, set_query_knobs
 from vstore.db.migrations import checked_model
 from vstore.db.sql import load
 from vstore.encode.encoder import Encoder, ModelSpec
 from vstore.encode.paths import filesystem_path
-from vstore.errors import ConfigError, ModelMismatch, NotFound
+from vstore.errors import ConfigError, ModelMismatch, NotFound, ReadOnlyDatabase
 
 Target = Literal["images", "captions"]
 TARGETS: tuple[str, ...] = ("images", "captions")
@@ -126,6 +129,9 @@ class Store:
         self._encoder = encoder
         self._conn: psycopg.Connection | None = None
         self._model: ModelSpec | None = None
+        # Texts of the last query that were encoded and searched but could not be written to the cache
+        # (the role may not write); empty when everything was cached.
+        self.uncached: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -263,13 +269,21 @@ class Store:
         return vectors
 
     def cache_texts(self, texts: Sequence[str]) -> list[CachedText]:
-        """Pre-fill the text cache for SQL clients (`vstore embed-text`). Returns each text's cache row."""
+        """Pre-fill the text cache for SQL clients (`vstore embed-text`). Returns each text's cache row.
+        ReadOnlyDatabase when this role may not write the cache."""
         _, cached = self._embed_and_cache(texts)
+        if self.uncached:
+            raise ReadOnlyDatabase(
+                f"this database role may not write the text cache, so {len(self.uncached)} text(s) were not "
+                "cached. Cache them with the owner's URL (`vstore db url`, or unset VSTORE_DATABASE_URL); "
+                "this role can then find them with vstore.text('...')."
+            )
         return cached
 
     def _embed_and_cache(self, texts: Sequence[str]) -> tuple[np.ndarray, list[CachedText]]:
         texts = [_check_text(t) for t in texts]
         conn = self.conn
+        self.uncached = []
         unique = list(dict.fromkeys(texts))
         found = {
             r[0]: vector_array(r[1])
@@ -279,18 +293,23 @@ class Store:
         ids: dict[str, tuple[int, bool]] = {}
         if missing:
             encoded = self.encoder.encode_texts(missing)
-            with conn.transaction():
-                for text, vector in zip(missing, encoded, strict=True):
-                    params = {"text": text, "embedding": vector}
-                    ids[text] = (int(scalar(conn, load("queries/search_cache_text"), params)), True)
-                    found[text] = np.asarray(vector, dtype=np.float32)
+            for text, vector in zip(missing, encoded, strict=True):
+                found[text] = np.asarray(vector, dtype=np.float32)
+            try:
+                with conn.transaction():
+                    for text, vector in zip(missing, encoded, strict=True):
+                        params = {"text": text, "embedding": vector}
+                        ids[text] = (int(scalar(conn, load("queries/search_cache_text"), params)), True)
+            except CANNOT_WRITE:  # searched all the same; the caller tells the user it was not cached
+                ids.clear()
+                self.uncached = missing
         if len(ids) < len(unique):
             for text, id_ in conn.execute(
                 "SELECT text, id FROM public.text_queries WHERE text = ANY(%s::text[])", (unique,)
             ).fetchall():
                 ids.setdefault(text, (int(id_), False))
         vectors = np.stack([found[t] for t in texts]) if texts else np.zeros((0, self.model.dim), np.float32)
-        return vectors, [CachedText(ids[t][0], t, ids[t][1]) for t in unique]
+        return vectors, [CachedText(ids[t][0], t, ids[t][1]) for t in unique if t in ids]
 
     def encode_image(self, path: str | Path) -> np.ndarray:
         """The vector of an image file, through the same preparation as ingest (encode/images.py)."""
@@ -326,7 +345,7 @@ class Store:
         """Rows per table, and images by status."""
         conn = self.conn
         counts = {
-            t: int(scalar(conn, f"SELECT count(*) FROM public.{t}"))
+            t: int(scalar(conn, pgsql.SQL("SELECT count(*) FROM public.{}").format(pgsql.Identifier(t))))
             for t in ("datasets", "images", "captions", "text_queries")
         }
         for status, n in conn.execute(
