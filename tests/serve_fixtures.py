@@ -1,5 +1,6 @@
-"""Datasets for the `vstore serve` tests: a COCO layout with two splits and a folder of awkward files, ingested
-with the tiny model into a database of its own (shared by a module's tests: the server only reads)."""
+"""Datasets for the `vstore serve` tests: a COCO layout with two splits and a folder of awkward files,
+ingested with the tiny model into a database of its own (shared by a module's tests: the server only
+reads), and a PNG bomb."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from vstore.ingest.pipeline import ingest
 
 @contextmanager
 def ingested_database(
-    server_url: str, root: Path, encoder, size: tuple[int, int] = (64, 48)  # noqa: ANN001
+    server_url: str,
+    root: Path,
+    encoder,
+    size: tuple[int, int] = (64, 48),  # noqa: ANN001
 ) -> Iterator[Settings]:
     """A fresh database holding dataset 'coco' (val2017: 12 images, train2017: 6) and 'odd' (a folder of
     odd formats plus one 800x600 JPEG, large enough for the reduced-scale JPEG decode)."""

@@ -85,7 +85,8 @@ def test_text_search_returns_k_image_hits_nearest_first_with_timings(client):
 
 
 def test_text_search_for_captions_returns_caption_text(client):
-    hits = client.get("/api/search", params={"q": "a blue square", "target": "captions", "k": 5}).json()["hits"]
+    params = {"q": "a blue square", "target": "captions", "k": 5}
+    hits = client.get("/api/search", params=params).json()["hits"]
     assert len(hits) == 5
     assert all(h["kind"] == "caption" and h["caption"] for h in hits)
     assert all(h["dataset"] == "coco" for h in hits)  # only coco has captions
@@ -215,6 +216,15 @@ def test_oversized_upload_is_413_by_header_and_by_body(served, tiny_encoder, cli
         assert len(data) > 1000
         body = assert_error(limited.post("/api/search/image", files={"file": ("l.jpg", data)}), 413)
         assert "1,000-byte limit" in body["message"]
+
+
+def test_an_upload_without_a_length_is_411(client):
+    def chunks():
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        yield b"x" * 1000 + b"\r\n--b--\r\n"
+
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    assert_error(client.post("/api/search/image", content=chunks(), headers=headers), 411)
 
 
 # -- bad input ----------------------------------------------------------------------------------------
@@ -350,9 +360,10 @@ def test_every_route_works_for_a_role_that_can_only_read_and_cache_texts(served,
         admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
         admin.execute(f"GRANT INSERT, UPDATE ON public.text_queries TO {role}")
         admin.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
-    reader = Settings(database_url=psycopg.conninfo.make_conninfo(settings.database_url, user=role), home=tmp_path)
+    url = psycopg.conninfo.make_conninfo(settings.database_url, user=role)
+    reader = Settings(database_url=url, home=tmp_path)
     try:
-        with psycopg.connect(reader.database_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM images")  # the role really cannot write
         query = image_id(settings, "large.jpg")
         data = (root / "odd" / "large.jpg").read_bytes()

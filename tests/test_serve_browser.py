@@ -29,7 +29,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 pytestmark = pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),
-    reason=f"no {CHROMIUM}: install Debian's chromium (apt-get install -y chromium; .ci/run does) for browser tests",
+    reason=f"no {CHROMIUM}: browser tests need Debian's chromium (apt-get install -y chromium; .ci/run does)",
 )
 
 
@@ -59,7 +59,7 @@ def base_url(server_url, template_url, tiny_encoder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is in the test extra")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is missing")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
@@ -77,11 +77,6 @@ def page(browser):
     yield page
     context.close()
     assert errors == [], errors  # no script errors, no failed requests reported by the console
-
-
-def loaded_images(page, selector: str) -> int:
-    """How many images under `selector` finished loading with real pixels."""
-    return page.eval_on_selector_all(selector, "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
 
 
 def wait_for_images(page, selector: str, count: int) -> None:

@@ -364,6 +364,9 @@ def _add_guards(app: FastAPI, upload_limit: int, allowed_hosts: tuple[str, ...] 
             if name not in allowed:
                 return _error(400, "BadHost", f"this server answers to {', '.join(sorted(allowed))} only.")
         length = request.headers.get("content-length")
+        if request.method == "POST" and length is None:
+            # A chunked body would be spooled to disk whole before its size could be checked.
+            return _error(411, "LengthRequired", "send the upload with a Content-Length header.")
         # Refuse an oversized upload before its body is read (multipart adds a few hundred bytes).
         if length is not None and length.isdigit() and int(length) > upload_limit + 65536:
             return _error(
