@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.serve_fixtures import ingested_database
-from vstore.serve.app import LOOPBACK_HOSTS, create_app
+from vstore.serve.app import create_app
+from vstore.serve.guards import LOOPBACK_HOSTS
 from vstore.serve.server import bind
 
 CHROMIUM = "/usr/bin/chromium"
@@ -79,6 +80,12 @@ def page(browser):
     assert errors == [], errors  # no script errors, no failed requests reported by the console
 
 
+def open_page(page, url: str) -> None:
+    """Open the page and wait until it has read /health and the datasets (body[data-ready])."""
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]", state="attached")
+
+
 def wait_for_images(page, selector: str, count: int) -> None:
     page.wait_for_function(
         "([sel, n]) => [...document.querySelectorAll(sel)].filter(i => i.complete && i.naturalWidth > 0)"
@@ -90,7 +97,7 @@ def wait_for_images(page, selector: str, count: int) -> None:
 
 def test_typing_a_query_shows_thumbnails_and_puts_it_in_the_url(page, base_url):
     url, _ = base_url
-    page.goto(url)
+    open_page(page, url)
     page.fill("#q", "a red circle")
     page.press("#q", "Enter")
     wait_for_images(page, "#results .card img", 20)
@@ -109,7 +116,7 @@ def test_typing_a_query_shows_thumbnails_and_puts_it_in_the_url(page, base_url):
 
 def test_clicking_a_thumbnail_shows_its_captions_and_similar_images(page, base_url):
     url, _ = base_url
-    page.goto(f"{url}/?q=a+green+square&dataset=coco&split=val2017")
+    open_page(page, f"{url}/?q=a+green+square&dataset=coco&split=val2017")
     wait_for_images(page, "#results .card img", 12)
     first = page.locator("#results .card").first
     clicked = first.get_attribute("data-id")
@@ -132,7 +139,7 @@ def test_clicking_a_thumbnail_shows_its_captions_and_similar_images(page, base_u
 
 def test_opening_a_query_address_renders_that_search(page, base_url):
     url, _ = base_url
-    page.goto(f"{url}/?q=a+blue+triangle&target=captions&k=10")
+    open_page(page, f"{url}/?q=a+blue+triangle&target=captions&k=10")
     page.wait_for_function("() => document.querySelectorAll('#results .row').length === 10")
     assert page.input_value("#q") == "a blue triangle"
     assert page.input_value("#target") == "captions" and page.input_value("#k") == "10"
@@ -146,7 +153,7 @@ def test_opening_a_query_address_renders_that_search(page, base_url):
 
 def test_uploading_an_image_finds_that_image_first(page, base_url):
     url, root = base_url
-    page.goto(url)
+    open_page(page, url)
     page.set_input_files("#file", str(root / "odd" / "large.jpg"))
     wait_for_images(page, "#results .card img", 20)
     first = page.locator("#results .card").first
@@ -159,7 +166,7 @@ def test_a_bad_upload_shows_the_servers_message(page, base_url, tmp_path):
     url, _ = base_url
     bogus = tmp_path / "notes.png"
     bogus.write_text("not a picture")
-    page.goto(url)
+    open_page(page, url)
     page.set_input_files("#file", str(bogus))
     page.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
     assert "not an image" in page.text_content("#status")

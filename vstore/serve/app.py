@@ -2,66 +2,42 @@
 the page (static/). Thin: parse and check the parameters, one Store call, render JSON.
 
 What it may do to the database: read, and add texts to the text_queries cache (Store.embed_text does that,
-so SQL clients can search the same texts with vstore.text()). Nothing else is written. Every error is a
-JSON body {"status", "error", "message"} with its status code, never a traceback page.
+so SQL clients can search the same texts with vstore.text()). Nothing else is written. Errors, the Host
+check and upload limits are in guards.py.
 """
 
 import io
-import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Query, UploadFile
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vstore.config import Settings
 from vstore.encode.encoder import Encoder
-from vstore.errors import (
-    ConfigError,
-    DatabaseUnavailable,
-    FileNotServed,
-    ImageError,
-    ModelMismatch,
-    NotFound,
-    SchemaNotReady,
-    UploadTooLarge,
-    VstoreError,
-)
+from vstore.errors import ConfigError, ImageError, UploadTooLarge
 from vstore.search.store import MAX_K, Hit, Store
 from vstore.serve.files import image_file, thumbnail, thumbnail_size
+from vstore.serve.guards import add_error_handlers, add_guards
 from vstore.serve.payloads import Clock, hits_response
 
 STATIC = Path(__file__).resolve().parent / "static"
 UPLOAD_LIMIT = 16 * 2**20  # bytes; a phone photo is 3-10 MB, and CLIP looks at 224 x 224 pixels anyway
 MAX_QUERY_CHARS = 2000  # CLIP reads 77 tokens; a longer text is a mistake or an attack, not a query
 MAX_ID = 2**63 - 1  # bigint
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-STATUS = {
-    ConfigError: 400,
-    NotFound: 404,
-    FileNotServed: 403,
-    ModelMismatch: 409,
-    UploadTooLarge: 413,
-    ImageError: 422,
-    DatabaseUnavailable: 503,
-    SchemaNotReady: 503,
-}
 PAGE_HEADERS = {
     # The page uses only its own files and the API: no inline script, nothing from elsewhere.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
     "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-cache",
 }
-log = logging.getLogger("vstore.serve")
 
 
 class Backend:
@@ -123,16 +99,7 @@ class Page:
         )
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "k": self.k,
-            "offset": self.offset,
-            "dataset": self.dataset,
-            "split": self.split,
-            "exact": self.exact,
-            "ef_search": self.ef_search,
-            "probes": self.probes,
-        }
+        return asdict(self)
 
 
 def page_options(
@@ -188,8 +155,8 @@ def create_app(
         debug=False,
     )
     app.state.backend = backend
-    _add_error_handlers(app)
-    _add_guards(app, upload_limit, allowed_hosts)
+    add_error_handlers(app)
+    add_guards(app, upload_limit, allowed_hosts)
 
     def search(
         clock: Clock, page: Page, query: Callable[[Store], np.ndarray] | None, like: int | None
@@ -233,7 +200,7 @@ def create_app(
         """Datasets with their searchable images per split (the page's filters)."""
         with backend.lock:
             summaries = backend.store.datasets()
-        return {"datasets": [s.__dict__ for s in summaries]}
+        return {"datasets": [asdict(s) for s in summaries]}
 
     @app.get("/api/search", tags=["search"])
     def search_text(
@@ -285,14 +252,12 @@ def create_app(
     @app.get("/api/images/{image_id}/similar", tags=["search"])
     def similar(image_id: ImageId, page: PageOptions) -> Response:
         """Image -> images: the stored images nearest to this one (itself left out)."""
-        page = Page(**{**page.__dict__, "target": "images"})
-        return search(Clock(), page, None, image_id)  # type: ignore[no-any-return]
+        return search(Clock(), replace(page, target="images"), None, image_id)  # type: ignore[no-any-return]
 
     @app.get("/api/images/{image_id}/captions", tags=["search"])
     def captions(image_id: ImageId, page: PageOptions) -> Response:
         """Image -> text: the stored captions nearest to this image (of any image)."""
-        page = Page(**{**page.__dict__, "target": "captions"})
-        return search(Clock(), page, None, image_id)  # type: ignore[no-any-return]
+        return search(Clock(), replace(page, target="captions"), None, image_id)  # type: ignore[no-any-return]
 
     @app.get("/images/{image_id}", tags=["images"], response_class=Response)
     def image(
@@ -319,60 +284,4 @@ def create_app(
     return app
 
 
-def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"status": status, "error": error, "message": message, **extra}, status_code=status)
-
-
-def _status_of(exc: VstoreError) -> int:
-    for kind in type(exc).__mro__:
-        if kind in STATUS:
-            return STATUS[kind]
-    return 500
-
-
-def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(VstoreError)
-    async def vstore_error(_: Request, exc: VstoreError) -> JSONResponse:
-        return _error(_status_of(exc), type(exc).__name__, str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', 'invalid')}"
-            for e in exc.errors()
-        ]
-        return _error(422, "InvalidRequest", "; ".join(problems) or "invalid request")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "HTTPError", str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return _error(500, "InternalError", f"{type(exc).__name__}; the server log has the details.")
-
-
-def _add_guards(app: FastAPI, upload_limit: int, allowed_hosts: tuple[str, ...] | None) -> None:
-    allowed = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        if allowed is not None:
-            host = request.headers.get("host", "").lower()
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name not in allowed:
-                return _error(400, "BadHost", f"this server answers to {', '.join(sorted(allowed))} only.")
-        length = request.headers.get("content-length")
-        if request.method == "POST" and length is None:
-            # A chunked body would be spooled to disk whole before its size could be checked.
-            return _error(411, "LengthRequired", "send the upload with a Content-Length header.")
-        # Refuse an oversized upload before its body is read (multipart adds a few hundred bytes).
-        if length is not None and length.isdigit() and int(length) > upload_limit + 65536:
-            return _error(
-                413, "UploadTooLarge", f"the request is over the {upload_limit:,}-byte upload limit."
-            )
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
+__all__ = ["Backend", "Page", "create_app"]

@@ -62,7 +62,8 @@ def serve(
     """Serve until interrupted. `ready(url, app)` is called once the model is loaded and the socket bound."""
     import uvicorn
 
-    from vstore.serve.app import LOOPBACK_HOSTS, create_app
+    from vstore.serve.app import create_app
+    from vstore.serve.guards import LOOPBACK_HOSTS
 
     sock = bind(host, port)
     try:

@@ -305,7 +305,8 @@ async function start() {
   } catch (error) {
     setStatus(`The server is not answering: ${error.message}`, true);
   }
-  applyUrl();
+  document.body.dataset.ready = "true";
+  if (current === null) applyUrl(); // unless a search was started while the page was loading
 }
 
 start();
