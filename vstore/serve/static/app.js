@@ -168,13 +168,13 @@ function imageCard(hit, size) {
   const card = el(
     "figure",
     { class: "card", tabindex: "0", "data-id": hit.image_id, title: `${hit.dataset}: ${hit.path}` },
-    el("img", { src: `/images/${hit.image_id}?size=${size}`, alt: hit.path, loading: "lazy" }),
     el(
-      "figcaption",
-      {},
-      el("span", { class: "path", text: hit.path.split("/").pop() }),
-      el("span", { class: "score", text: hit.similarity.toFixed(3) }),
+      "div",
+      { class: "thumb" },
+      el("img", { src: `/images/${hit.image_id}?size=${size}`, alt: hit.path, loading: "lazy" }),
+      el("span", { class: "score badge", title: "cosine similarity", text: hit.similarity.toFixed(3) }),
     ),
+    el("figcaption", {}, el("span", { class: "path", text: hit.path.split("/").pop() })),
   );
   openOnClick(card, hit.image_id);
   return card;
