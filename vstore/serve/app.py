@@ -160,7 +160,7 @@ def create_app(
 
     def search(
         clock: Clock, page: Page, query: Callable[[Store], np.ndarray] | None, like: int | None
-    ) -> Any:
+    ) -> Response:
         with backend.lock:
             if like is None:
                 assert query is not None
@@ -209,8 +209,7 @@ def create_app(
     ) -> Response:
         """Text -> images (target=images) or text -> captions (target=captions), nearest first."""
         clock = Clock()
-        response = search(clock, page, lambda store: store.embed_text([q])[0], None)
-        return response  # type: ignore[no-any-return]
+        return search(clock, page, lambda store: store.embed_text([q])[0], None)
 
     @app.post("/api/search/image", tags=["search"])
     def search_upload(
@@ -228,7 +227,7 @@ def create_app(
             )
         if not data:
             raise ImageError("the upload is empty (0 bytes); send a JPEG/PNG/... file.")
-        return search(clock, page, lambda store: store.encode_image_bytes(data), None)  # type: ignore[no-any-return]
+        return search(clock, page, lambda store: store.encode_image_bytes(data), None)
 
     @app.get("/api/images/{image_id}", tags=["images"])
     def image_record(image_id: ImageId) -> dict[str, Any]:
@@ -252,12 +251,12 @@ def create_app(
     @app.get("/api/images/{image_id}/similar", tags=["search"])
     def similar(image_id: ImageId, page: PageOptions) -> Response:
         """Image -> images: the stored images nearest to this one (itself left out)."""
-        return search(Clock(), replace(page, target="images"), None, image_id)  # type: ignore[no-any-return]
+        return search(Clock(), replace(page, target="images"), None, image_id)
 
     @app.get("/api/images/{image_id}/captions", tags=["search"])
     def captions(image_id: ImageId, page: PageOptions) -> Response:
         """Image -> text: the stored captions nearest to this image (of any image)."""
-        return search(Clock(), replace(page, target="captions"), None, image_id)  # type: ignore[no-any-return]
+        return search(Clock(), replace(page, target="captions"), None, image_id)
 
     @app.get("/images/{image_id}", tags=["images"], response_class=Response)
     def image(
