@@ -51,6 +51,14 @@ class ImageError(VstoreError):
     """A file or upload cannot be read as an image (missing, corrupt, not an image, too many pixels)."""
 
 
+class UploadTooLarge(ImageError):
+    """An uploaded query image is over `vstore serve`'s size limit."""
+
+
+class FileNotServed(VstoreError):
+    """A stored image whose path leaves its dataset root: searchable, but `vstore serve` does not serve it."""
+
+
 class UserDataPresent(VstoreError):
     """A benchmark that deletes or adds scratch rows was pointed at a database holding user datasets."""
 

@@ -14,6 +14,7 @@ from vstore.cli import db as _db  # noqa: F401
 from vstore.cli import evaluate as _evaluate  # noqa: F401
 from vstore.cli import ingest as _ingest  # noqa: F401
 from vstore.cli import search as _search  # noqa: F401
+from vstore.cli import serve as _serve  # noqa: F401
 from vstore.cli.app import app
 from vstore.errors import VstoreError
 

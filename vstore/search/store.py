@@ -48,6 +48,7 @@ class ImageHit:
     split: str | None
     distance: float  # cosine distance, 0 = same direction, 2 = opposite
     similarity: float  # 1 - distance (the cosine similarity of the normalised vectors)
+    relative_path: str = ""  # as stored: relative to the dataset root, '/'-separated
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class CaptionHit:
     split: str | None
     distance: float
     similarity: float
+    relative_path: str = ""  # the image's path as stored, relative to the dataset root
 
 
 Hit = ImageHit | CaptionHit
@@ -105,9 +107,29 @@ class ImageRecord:
     captions: list[str]
 
 
+@dataclass
+class DatasetSummary:
+    name: str
+    format: str
+    images: int  # searchable images (status 'ok')
+    splits: dict[str, int]  # images per split, for datasets that have splits
+
+
 def absolute_path(root: str, relative: str) -> str:
     """The file of a stored path (see vstore.encode.paths: names that are not UTF-8 are escaped)."""
     return filesystem_path(root, relative)
+
+
+def _image_hit(r: Sequence[Any]) -> ImageHit:
+    # columns of queries/search_images: id, path, root, dataset, split, distance
+    distance = float(r[5])
+    return ImageHit(r[0], absolute_path(r[2], r[1]), r[0], r[3], r[4], distance, 1.0 - distance, r[1])
+
+
+def _caption_hit(r: Sequence[Any]) -> CaptionHit:
+    # columns of queries/search_captions: id, text, image_id, path, root, dataset, split, distance
+    distance = float(r[7])
+    return CaptionHit(r[0], r[1], r[2], absolute_path(r[4], r[3]), r[5], r[6], distance, 1.0 - distance, r[3])
 
 
 def _check_text(text: str) -> str:
@@ -242,20 +264,10 @@ class Store:
             set_query_knobs(conn, ef_search=ef_search, probes=opts.probes, exact=opts.exact, iterative=True)
             if opts.target == "images":
                 rows = conn.execute(load("queries/search_images"), params, prepare=True).fetchall()
-                return [
-                    ImageHit(
-                        r[0], absolute_path(r[2], r[1]), r[0], r[3], r[4], float(r[5]), 1.0 - float(r[5])
-                    )
-                    for r in rows
-                ]
+                return [_image_hit(r) for r in rows]
             del params["exclude_id"]
             rows = conn.execute(load("queries/search_captions"), params, prepare=True).fetchall()
-            return [
-                CaptionHit(
-                    r[0], r[1], r[2], absolute_path(r[4], r[3]), r[5], r[6], float(r[7]), 1.0 - float(r[7])
-                )
-                for r in rows
-            ]
+            return [_caption_hit(r) for r in rows]
 
     def _dataset_id(self, name: str | None) -> int | None:
         return dataset_id(self.conn, name)
@@ -318,6 +330,13 @@ class Store:
         pixels = prepare_file(path, self.encoder.image_transform())
         return self.encoder.encode_images(pixels[None])[0]
 
+    def encode_image_bytes(self, data: bytes) -> np.ndarray:
+        """The vector of an image file's bytes (an upload), through the same preparation as ingest."""
+        from vstore.encode.images import prepare
+
+        pixels = prepare(data, self.encoder.image_transform())[0]
+        return self.encoder.encode_images(pixels[None])[0]
+
     # -- records -------------------------------------------------------------------------------------------
 
     def get(self, image_id: int) -> ImageRecord:
@@ -340,6 +359,16 @@ class Store:
             has_embedding=bool(row[12]),
             captions=list(row[13]),
         )
+
+    def datasets(self) -> list[DatasetSummary]:
+        """Each dataset with its searchable ('ok') images per split, by name."""
+        summaries: dict[str, DatasetSummary] = {}
+        for name, fmt, split, n in self.conn.execute(load("queries/search_datasets")).fetchall():
+            summary = summaries.setdefault(name, DatasetSummary(name, fmt, 0, {}))
+            summary.images += int(n)
+            if split is not None:
+                summary.splits[split] = int(n)
+        return list(summaries.values())
 
     def counts(self) -> dict[str, int]:
         """Rows per table, and images by status."""

@@ -1,0 +1,38 @@
+"""`vstore serve`: the HTTP API and the web page. Thin: parse, one library call (vstore.serve.server)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vstore.cli.app import app, info, settings, warn
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. 127.0.0.1 (default) is this machine only.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    device: Annotated[str | None, typer.Option(help="Encoder device: auto, cpu, cuda.")] = None,
+) -> None:
+    """Serve the web page and the JSON API (OpenAPI at /docs) with the database's model loaded once.
+
+    Open the printed address in a browser: search by text or by a dropped image, click an image for its
+    captions and similar images. Only reads the database (plus the text cache). Ctrl-C stops it."""
+    from vstore.serve.server import is_loopback
+    from vstore.serve.server import serve as run_server
+
+    if not is_loopback(host):
+        warn(f"listening on {host}: anyone who can reach it can search and download the stored images.")
+    current = settings(device=device)
+    info("loading the model ...")
+
+    def ready(url: str, application: object) -> None:
+        backend = application.state.backend  # type: ignore[attr-defined]
+        random = " (RANDOM WEIGHTS: results are meaningless)" if backend.model.random_weights else ""
+        info(f"{backend.model.label} on {backend.device}{random}")
+        info(f"serving {url}  (API docs: {url}docs; Ctrl-C stops)")
+
+    run_server(current, host, port, ready=ready)
