@@ -85,7 +85,8 @@ def reembed(
         f"{', '.join(report.indexes_rebuilt) or 'none'}"
     )
     info(
-        f"  time: {report.wall_s:.1f} s (model load {report.load_s:.1f} s, encode {report.encode_s:.1f} s, swap {report.swap_s:.2f} s, "
+        f"  time: {report.wall_s:.1f} s (model load {report.load_s:.1f} s, "
+        f"encode {report.encode_s:.1f} s, swap {report.swap_s:.2f} s, "
         f"indexes {report.index_s:.2f} s)"
     )
     for image_id, reason in report.unreadable[:10]:
