@@ -235,3 +235,45 @@ def test_sigkill_during_reembed_then_rerun_completes_with_nothing_lost(settings,
     assert _count(settings, "SELECT count(*) FROM captions WHERE embedding IS NOT NULL") == 3 * n
     assert model_row(settings)[1] == str(checkpoint.resolve())
     assert len(search_ids(settings)) == 5
+
+
+def test_vstore_eval_on_the_switched_database_reproduces_the_after_scores(
+    settings, tmp_path, tiny_encoder, monkeypatch
+):
+    from vstore.cli import main
+    from vstore.train.finetune import Recipe, finetune
+
+    imagegen.make_captioned_shapes(tmp_path / "train", 16, seed=0)
+    imagegen.make_captioned_shapes(tmp_path / "val", 6, seed=1)
+    ingest(settings, tmp_path / "train", dataset="shapes-train", encoder=tiny_encoder)
+    ingest(settings, tmp_path / "val", dataset="shapes-val", encoder=tiny_encoder)
+    current = settings.with_overrides(threads=1)
+    run = finetune(
+        current, tmp_path / "run", Recipe(epochs=2, lr=1e-3, batch_size=8), eval_dataset="shapes-val"
+    )
+    assert run.split["heldout_images"] == 6 and run.split["train_images"] == 16
+    reembed(current, str(tmp_path / "run"))
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(settings.home))
+
+    args = [
+        "eval",
+        "--methods",
+        "exact-numpy",
+        "--dataset",
+        "shapes-val",
+        "--limit",
+        "0",
+        "--k",
+        "1,3,5,7,10",
+    ]
+    assert main([*args, "--json", str(tmp_path / "eval.json")]) == 0
+
+    measured = json.loads((tmp_path / "eval.json").read_text())["methods"]["exact-numpy"]
+    after = run.scores["after"]
+    queries = 6 * 3
+    for k in (1, 3, 5, 7, 10):
+        # the same vectors up to float rounding between batch shapes: at most a near-tie may flip
+        assert abs(
+            measured[f"caption_image.precision@{k}"] - after[f"search.caption_image.precision@{k}"]
+        ) <= (1 / queries + 1e-9)
