@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vstore.config import Settings
-from vstore.db.connect import connection, redact
+from vstore.db.connect import connection, redact, scalar
 from vstore.db.migrations import require_model
 from vstore.encode.encoder import ModelSpec, OpenClipEncoder, create_model, pick_device
 from vstore.errors import ConfigError
@@ -132,10 +132,8 @@ def _database_record(settings: Settings, spec: ModelSpec, split: Split) -> dict[
     from vstore.db.connect import database_url
 
     with connection(settings) as conn:
-        counts = {
-            t: int(conn.execute(f"SELECT count(*) FROM public.{t}").fetchone()[0])  # type: ignore[index]
-            for t in ("datasets", "images", "captions")
-        }
+        tables = ("datasets", "images", "captions")
+        counts = {t: int(scalar(conn, f"SELECT count(*) FROM public.{t}")) for t in tables}
         datasets = [r[0] for r in conn.execute("SELECT name FROM public.datasets ORDER BY name")]
     return {
         "url": redact(database_url(settings)),
