@@ -69,7 +69,9 @@ def prepare_out(out: Path, resume: bool) -> None:
                 + " Start a new run with another --out."
             )
         return
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # A run that failed before its first step leaves only its JSON files: nothing to resume, reusable.
+    leftovers = {RECIPE_FILE, DATABASE_FILE, SCORES_FILE}
+    if out.exists() and (not out.is_dir() or any(p.name not in leftovers for p in out.iterdir())):
         raise ConfigError(
             f"--out {out} is not an empty directory; choose a new one, or add --resume to continue the "
             "interrupted run it holds."
