@@ -95,10 +95,10 @@ def finetune(
     holdout: Annotated[
         float | None, typer.Option(help="Hold out this seeded fraction of the images (default 0.1).")
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training images.")] = 10,
-    lr: Annotated[float, typer.Option(help="Learning rate (constant).")] = 1e-5,
-    batch_size: Annotated[int, typer.Option(help="Image-caption pairs per step.")] = 64,
-    weight_decay: Annotated[float, typer.Option(help="Decoupled weight decay.")] = 0.2,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training images (10).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate, constant (1e-5).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Image-caption pairs per step (64).")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay (0.2).")] = None,
     lock_image: Annotated[bool, typer.Option("--lock-image", help="Freeze the image tower.")] = False,
     lock_text: Annotated[bool, typer.Option("--lock-text", help="Freeze the text tower.")] = False,
     out: Annotated[Path | None, typer.Option(help="Run directory (default: ./finetune-<UTC time>).")] = None,
@@ -118,11 +118,9 @@ def finetune(
     if resume and out is None:
         raise ConfigError("--resume needs --out DIR, the directory of the interrupted run.")
     out = out or Path(f"finetune-{datetime.now(UTC):%Y%m%d-%H%M%S}")
-    recipe = Recipe(
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        weight_decay=weight_decay,
+    given: dict[str, Any] = dict(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay)
+    recipe = Recipe(  # the defaults live in Recipe, once
+        **{k: v for k, v in given.items() if v is not None},
         lock_image=lock_image,
         lock_text=lock_text,
         seed=seed,
