@@ -191,3 +191,63 @@ def make_many(root: Path, n: int, size: tuple[int, int] = (640, 480), per_folder
     """n JPEGs (COCO-like size by default) in folders of `per_folder`, for benchmarks."""
     for i in range(n):
         save_jpeg(root / f"{i // per_folder:04d}" / f"{i:07d}.jpg", i, size, seed=i // len(COLOURS))
+
+
+POSITIONS = {"left": (0.25, 0.5), "right": (0.75, 0.5), "top": (0.5, 0.25), "bottom": (0.5, 0.75)}
+
+
+def draw_scene(colour: str, shape: str, position: str, size: int = 64, seed: int = 0) -> Image.Image:
+    """One shape of a named colour at a named position on a light background, jittered by the seed
+    (place, size, background shade, noise), so images that share a description still differ."""
+    rng = np.random.default_rng(seed)
+    shade = int(rng.integers(200, 246))
+    image = Image.new("RGB", (size, size), (shade, shade, shade))
+    pen = ImageDraw.Draw(image)
+    fx, fy = POSITIONS[position]
+    cx = fx * size + rng.uniform(-0.06, 0.06) * size
+    cy = fy * size + rng.uniform(-0.06, 0.06) * size
+    r = size * rng.uniform(0.14, 0.2)
+    fill = dict(COLOURS)[colour]
+    box = (cx - r, cy - r, cx + r, cy + r)
+    if shape == "circle":
+        pen.ellipse(box, fill=fill)
+    elif shape == "square":
+        pen.rectangle(box, fill=fill)
+    else:
+        pen.polygon([(cx - r, cy + r), (cx, cy - r), (cx + r, cy + r)], fill=fill)
+    noise = rng.integers(-8, 9, size=(size, size, 3))
+    return Image.fromarray(np.clip(np.asarray(image, np.int16) + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+def make_captioned_shapes(
+    root: Path,
+    n: int,
+    *,
+    seed: int = 0,
+    colours: int = 6,
+    size: int = 64,
+    splits: dict[str, int] | None = None,
+) -> list[tuple[str, str, str]]:
+    """n images of a coloured shape at a position, each with a same-stem .txt of captions that describe
+    exactly what is drawn (colour, shape, position), for fine-tuning tests and the docs' measurements.
+    `splits` ({"train": 300, "val": 60}) puts images in top-level split folders instead. Returns the
+    (colour, shape, position) of each image, in order."""
+    names = [name for name, _ in COLOURS[:colours] if name != "white"]
+    rng = np.random.default_rng(seed)
+    folders = [s for s, count in (splits or {"": n}).items() for _ in range(count)]
+    made = []
+    for i, split in enumerate(folders):
+        colour = names[int(rng.integers(len(names)))]
+        shape = SHAPES[int(rng.integers(len(SHAPES)))]
+        position = list(POSITIONS)[int(rng.integers(len(POSITIONS)))]
+        path = root / split / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draw_scene(colour, shape, position, size, seed=seed * 1_000_003 + i).save(path)
+        path.with_suffix(".txt").write_text(
+            f"a {colour} {shape} on the {position}\n"
+            f"{colour} {shape}, {position} side\n"
+            f"a picture of a {shape} that is {colour}, at the {position}\n",
+            encoding="utf-8",
+        )
+        made.append((colour, shape, position))
+    return made

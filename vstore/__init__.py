@@ -11,7 +11,8 @@ The public Python API; the CLI is a thin layer over it. Names are imported on fi
         hits = store.search_text("a dog on a skateboard", k=5)
 
 The commands' entry points live in their wings: vstore.ingest.ingest, vstore.compare.export.export,
-vstore.compare.harness.compare, vstore.evaluation.harness.evaluate.
+vstore.compare.harness.compare, vstore.evaluation.harness.evaluate, vstore.train.finetune.finetune,
+vstore.train.reembed.reembed.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ _EXPORTS = {
     "CompareReport": "vstore.compare.harness",
     "EvalReport": "vstore.evaluation.harness",
     "load_synthetic": "vstore.bench.synth",
+    "Recipe": "vstore.train.finetune",
+    "FinetuneResult": "vstore.train.finetune",
+    "ReembedReport": "vstore.train.reembed",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -133,3 +133,37 @@ deferred_indexes = Table(
     Column("definition", Text, nullable=False),
     _created_at(),
 )
+
+# A model switch under way (`vstore reembed`, revision 0005): the model switched to, and the new vectors,
+# written in committed batches beside the live ones until one transaction swaps them in.
+reembed_run = Table(
+    "reembed_run",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, server_default=text("1"), autoincrement=False),
+    Column("name", Text, nullable=False),
+    Column("pretrained", Text, nullable=False),
+    Column("checkpoint_sha256", Text),
+    Column("dim", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("id = 1", name="reembed_run_single_row"),
+)
+
+reembed_images = Table(
+    "reembed_images",
+    metadata,
+    Column(
+        "id", BigInteger, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    ),
+    Column("source_hash", Text),  # the image's content_hash when its new vector was computed
+    Column("embedding", Vector()),
+)
+
+reembed_captions = Table(
+    "reembed_captions",
+    metadata,
+    Column(
+        "id", BigInteger, ForeignKey("captions.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    ),
+    Column("source_hash", Text),  # md5 of the caption's text when its new vector was computed
+    Column("embedding", Vector()),
+)

@@ -127,9 +127,35 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def create_model(spec: ModelSpec) -> tuple[Any, Callable[[Any], Any], Callable[[Any], Any]]:
+    """(model, training transform, eval transform) of a spec, through open_clip: the one place that turns
+    a model record into weights, so the encoder and fine-tuning start from the very same model."""
+    import open_clip
+    import torch
+
+    _register_bundled_configs()
+    try:
+        if spec.random_weights:
+            torch.manual_seed(RANDOM_SEED)  # same weights in every process that opens this database
+            with _quiet_root_logger():  # open_clip warns "no pretrained weights"; vstore warns itself
+                model, train, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=None)
+        else:
+            model, train, preprocess = open_clip.create_model_and_transforms(
+                spec.name, pretrained=spec.pretrained
+            )
+    except Exception as exc:  # network errors, missing files, bad tags all surface differently
+        raise ModelLoadError(
+            f"could not load open_clip model {spec.name!r} with pretrained={spec.pretrained!r}: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. Fix: this machine may be "
+            "offline; pass --pretrained /path/to/checkpoint.pt, warm the Hugging Face cache (HF_HOME) "
+            "where there is network, or use --pretrained random to exercise the pipeline "
+            "(results are then meaningless)."
+        ) from exc
+    return model, train, preprocess
+
+
 class OpenClipEncoder:
     def __init__(self, spec: ModelSpec, device: str = "auto", threads: int | None = None) -> None:
-        import open_clip
         import torch
 
         _register_bundled_configs()
@@ -137,27 +163,28 @@ class OpenClipEncoder:
             torch.set_num_threads(threads)
         self.spec = spec
         self.device = pick_device(device)
-        try:
-            if spec.random_weights:
-                torch.manual_seed(RANDOM_SEED)  # same weights in every process that opens this database
-                with _quiet_root_logger():  # open_clip warns "no pretrained weights"; vstore warns itself
-                    model, _, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=None)
-            else:
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    spec.name, pretrained=spec.pretrained
-                )
-        except Exception as exc:  # network errors, missing files, bad tags all surface differently
-            raise ModelLoadError(
-                f"could not load open_clip model {spec.name!r} with pretrained={spec.pretrained!r}: "
-                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}. Fix: this machine may be "
-                "offline; pass --pretrained /path/to/checkpoint.pt, warm the Hugging Face cache (HF_HOME) "
-                "where there is network, or use --pretrained random to exercise the pipeline "
-                "(results are then meaningless)."
-            ) from exc
+        model, _, preprocess = create_model(spec)
+        self._attach(model, preprocess)
+
+    def _attach(self, model: Any, preprocess: Callable[[Any], Any]) -> None:
+        import open_clip
+
         self._model = model.to(self.device).eval()
         self._preprocess = preprocess
-        self._tokenizer = open_clip.get_tokenizer(spec.name)
+        self._tokenizer = open_clip.get_tokenizer(self.spec.name)
         self.context_length = int(getattr(self._tokenizer, "context_length", 77))
+
+    @classmethod
+    def around(
+        cls, spec: ModelSpec, model: Any, preprocess: Callable[[Any], Any], device: str
+    ) -> OpenClipEncoder:
+        """An encoder over a model already in memory (fine-tuning scores the model it is training); the
+        model is switched to eval mode, the caller switches it back."""
+        encoder = cls.__new__(cls)
+        encoder.spec = spec
+        encoder.device = device
+        encoder._attach(model, preprocess)
+        return encoder
 
     @property
     def dim(self) -> int:
