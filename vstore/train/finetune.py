@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql as pgsql
+
 from vstore.config import Settings
 from vstore.db.connect import connection, redact, scalar
 from vstore.db.migrations import require_model
@@ -133,7 +135,8 @@ def _database_record(settings: Settings, spec: ModelSpec, split: Split) -> dict[
 
     with connection(settings) as conn:
         tables = ("datasets", "images", "captions")
-        counts = {t: int(scalar(conn, f"SELECT count(*) FROM public.{t}")) for t in tables}
+        count = pgsql.SQL("SELECT count(*) FROM public.{}")
+        counts = {t: int(scalar(conn, count.format(pgsql.Identifier(t)))) for t in tables}
         datasets = [r[0] for r in conn.execute("SELECT name FROM public.datasets ORDER BY name")]
     return {
         "url": redact(database_url(settings)),

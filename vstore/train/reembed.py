@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql as pgsql
 
 from vstore.config import Settings
 from vstore.db.connect import connection, scalar
@@ -163,10 +164,15 @@ def _swap(conn: psycopg.Connection, new: ModelSpec, old: ModelSpec, report: Reem
     if new.dim != old.dim:
         report.dim_changed = True
         for table in EMBEDDING_TABLES:
+            name = pgsql.Identifier(table)
             conn.execute(
-                f"ALTER TABLE public.{table} ALTER COLUMN embedding TYPE vector({int(new.dim)}) USING NULL"
+                pgsql.SQL("ALTER TABLE public.{} ALTER COLUMN embedding TYPE vector({}) USING NULL").format(
+                    name, pgsql.Literal(int(new.dim))
+                )
             )
-            conn.execute(f"ALTER TABLE public.{table} ALTER COLUMN embedding SET STORAGE PLAIN")
+            conn.execute(
+                pgsql.SQL("ALTER TABLE public.{} ALTER COLUMN embedding SET STORAGE PLAIN").format(name)
+            )
     report.images = conn.execute(
         "UPDATE public.images i SET embedding = r.embedding FROM public.reembed_images r "
         "WHERE r.id = i.id AND r.embedding IS NOT NULL"
@@ -251,6 +257,11 @@ def pending(settings: Settings) -> dict[str, Any] | None:
         if run is None:
             return None
         counts: Sequence[int] = [
-            int(scalar(conn, f"SELECT count(*) FROM public.reembed_{t}")) for t in VECTOR_TABLES
+            int(
+                scalar(
+                    conn, pgsql.SQL("SELECT count(*) FROM public.{}").format(pgsql.Identifier(f"reembed_{t}"))
+                )
+            )
+            for t in VECTOR_TABLES
         ]
     return {"model": asdict(run), "images_done": counts[0], "captions_done": counts[1]}
