@@ -34,30 +34,62 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
     return [title, line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), ""]
 
 
-def render(report) -> str:  # report: vstore.evaluate.EvalReport
+def _cell(metrics: dict[str, float], key: str, name: str, k: int) -> str:
+    """A figure, with '*' when the method returned fewer rows than it could (see the footnote)."""
+    text = _fmt(metrics.get(f"{key}.{name}@{k}"))
+    returned = metrics.get(f"{key}.returned@{k}")
+    if name == "recall" and returned is not None and returned < 1.0:
+        text += "*"
+    return text
+
+
+TRUNCATED_NOTE = (
+    "* the method returned fewer than K rows for some queries (IVF probes too few lists); "
+    "--json gives the share as <kind>.returned@K"
+)
+
+
+def render(report) -> str:  # report: vstore.evaluation.harness.EvalReport
     out: list[str] = []
     blocks = [
         (
             "caption_image",
-            f"caption -> image ({report.caption_queries} queries)",
-            [("precision", report.ks, "P"), ("recall", report.recall_ks, "R")],
+            f"caption -> image ({report.caption_queries} queries; NDCG relevance: cosine to the exact top-1)",
+            [("precision", report.ks, "P"), ("ndcg", report.ks, "NDCG"), ("recall", report.recall_ks, "R")],
         ),
-        ("image_image", f"image -> image ({report.image_queries} queries)", [("precision", report.ks, "P")]),
+        (
+            "image_caption",
+            f"image -> caption ({report.image_caption_queries} queries; all of an image's captions relevant)",
+            [("recall", report.recall_ks, "R")],
+        ),
+        (
+            "image_image",
+            f"image -> image ({report.image_queries} stored images as queries; truth: the image itself)",
+            [("precision", report.ks, "P")],
+        ),
         (
             "external",
             f"external queries ({report.external_queries}; truth: exact top-1)",
-            [("precision", report.ks, "P"), ("ndcg", report.ks, "NDCG")],
+            [
+                ("precision", report.ks, "P"),
+                ("ndcg", report.ks, "NDCG"),
+                ("query_ndcg", report.ks, "qNDCG"),
+            ],
         ),
     ]
+    truncated = False
     for key, title, columns in blocks:
         if not any(f"{key}.{columns[0][0]}@{columns[0][1][0]}" in m.metrics for m in report.methods):
             continue
         header = ["method"] + [f"{short}@{k}" for _, ks, short in columns for k in ks]
         rows = [
-            [m.method] + [_fmt(m.metrics.get(f"{key}.{name}@{k}")) for name, ks, _ in columns for k in ks]
+            [m.method] + [_cell(m.metrics, key, name, k) for name, ks, _ in columns for k in ks]
             for m in report.methods
         ]
+        truncated = truncated or any(cell.endswith("*") for row in rows for cell in row[1:])
         out += _table(title, header, rows)
+    if truncated:
+        out += [TRUNCATED_NOTE, ""]
     if report.zero_shot:
         first = report.zero_shot[0]
         rows = [[repr(z.template), _fmt(z.top1), _fmt(z.top5)] for z in report.zero_shot]
@@ -136,10 +168,12 @@ def eval_command(
 ) -> None:
     """Measure retrieval quality per search method on this database's own data.
 
-    caption->image precision@k (truth: the caption's image) and recall@K; image->image precision@k (truth:
-    the image itself); with --queries-file, precision@k against the exact top-1 and NDCG@k (relevance =
-    cosine); zero-shot top-1/top-5 accuracy per template when images have labels (class folders); and the
-    mean/max cosine of true caption-image pairs. Example: vstore eval --json eval.json --plot eval.png"""
+    caption->image precision@k (truth: the caption's image), NDCG@k (relevance: cosine to the exact top-1)
+    and recall@K (searched with ef_search >= K); image->caption recall@K (all of an image's captions are
+    relevant); image->image precision@k (truth: the image itself); with --queries-file, precision@k against
+    the exact top-1 and NDCG@k; zero-shot top-1/top-5 accuracy per template when images have labels
+    (class folders; 'cat|dog' is two labels); and the mean/max cosine of true caption-image pairs.
+    Example: vstore eval --json eval.json --plot eval.png"""
     from vstore.db.migrations import require_model
     from vstore.evaluation import metrics
     from vstore.evaluation.harness import evaluate, parse_ks, plot_precision

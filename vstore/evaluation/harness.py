@@ -18,7 +18,7 @@ kind, so every method answers the same ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from vstore.evaluation.queries import (
     Queries,
     dataset_id_of,
     encode_queries,
+    load_caption_sets,
     load_captions,
     load_image_ids,
     read_queries_file,
@@ -44,6 +45,7 @@ from vstore.evaluation.zeroshot import (
     ZeroShotResult,
     check_templates,
     load_labelled,
+    split_labels,
     zero_shot,
 )
 
@@ -79,6 +81,7 @@ class EvalReport:
     corpus_images: int
     caption_queries: int
     image_queries: int
+    image_caption_queries: int
     external_queries: int
     ks: tuple[int, ...]
     recall_ks: tuple[int, ...]
@@ -104,6 +107,7 @@ class EvalReport:
             "queries": {
                 "caption_image": self.caption_queries,
                 "image_image": self.image_queries,
+                "image_caption": self.image_caption_queries,
                 "external": self.external_queries,
             },
             "ks": list(self.ks),
@@ -126,64 +130,173 @@ def parse_ks(text: str | Sequence[int] | None, default: Sequence[int], option: s
 
 
 # ------------------------------------------------------------------------------------------ scoring
-def _relevances(corpus: Any, query: np.ndarray, ids: np.ndarray) -> list[float]:
-    """cosine(v(X_i), v(Y)) for each returned id (0 for padding or an id outside the corpus)."""
-    rows = corpus.rows_of(ids)
-    sims = corpus.vectors[rows.clip(0)] @ query
-    return [float(s) if r >= 0 else 0.0 for s, r in zip(sims, rows, strict=True)]
+class RelevanceTo(Mapping[int, float]):
+    """id -> cosine(v(id), v(Y)) over a corpus, computed on demand: the graded relevance of NDCG, with Y
+    the exact top-1 of a query. Ids outside the corpus are absent (padding gains nothing)."""
+
+    def __init__(self, corpus: Any, anchor: np.ndarray) -> None:
+        self.corpus, self.anchor = corpus, anchor
+
+    def __getitem__(self, item: int) -> float:
+        row = int(self.corpus.rows_of(np.array([item]))[0])
+        if row < 0:
+            raise KeyError(item)
+        return float(self.corpus.vectors[row] @ self.anchor)
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(i) for i in self.corpus.ids)
+
+    def __len__(self) -> int:
+        return len(self.corpus)
 
 
 @dataclass
-class _ExternalTruth:
+class ExactTruth:
+    """The exact ranking of each query: the top-1 (with ties) for precision, the top k and the relevance
+    to the top-1 for NDCG."""
+
     top1: list[frozenset[int]]
-    ideal: list[list[float]]
+    ranking: list[list[int]]
+    relevance: list[RelevanceTo]
+    to_query: list[list[float]]  # cosine of each exact result with the query (the query_ndcg ideal)
 
 
-def _external_truth(exact: Any, corpus: Any, external: np.ndarray, k: int) -> _ExternalTruth:
-    top1, ideal = [], []
-    for query in external:
+def exact_truth(exact: Any, corpus: Any, vectors: np.ndarray, k: int) -> ExactTruth:
+    truth = ExactTruth([], [], [], [])
+    for query in vectors:
         ids, distances = exact.search(query, k)
-        top1.append(metrics.tied_ids(ids, distances))
-        ideal.append([1.0 - float(d) for d in distances])
-    return _ExternalTruth(top1, ideal)
+        truth.top1.append(metrics.tied_ids(ids, distances))
+        truth.ranking.append([int(i) for i in ids])
+        truth.relevance.append(RelevanceTo(corpus, corpus.vectors[int(corpus.rows_of(ids[:1])[0])]))
+        truth.to_query.append([1.0 - float(d) for d in distances])
+    return truth
+
+
+def search_widened(method: Any, vectors: np.ndarray, k: int) -> np.ndarray:
+    """`search_batch` for k results with ef_search raised to at least k, as `vstore search` does: pgvector's
+    HNSW returns at most hnsw.ef_search rows, so recall@100 at ef_search 40 would count 60 rows that were
+    never returned as misses. The method's setting is restored afterwards."""
+    setting = dict(method.params)
+    widen = "ef_search" in setting and int(setting["ef_search"]) < k
+    if widen:
+        method.configure(**{**setting, "ef_search": k})
+    try:
+        return method.search_batch(vectors, k)
+    finally:
+        if widen:
+            method.configure(**setting)
+
+
+def score_recall(
+    method: Any,
+    key: str,
+    vectors: np.ndarray,
+    relevant: Sequence[Collection[int]],
+    recall_ks: Sequence[int],
+    available: int,
+) -> dict[str, float]:
+    """recall@K for each K, each searched for exactly K rows (widened, see search_widened), with the share
+    of rows that came back beside it (`key.returned@K`, 1.0 unless the method truncated its list)."""
+    out: dict[str, float] = {}
+    for k in recall_ks:
+        found = [list(row) for row in search_widened(method, vectors, k)]
+        out[f"{key}.recall@{k}"] = metrics.recall_at_k(found, relevant, k)
+        out[f"{key}.returned@{k}"] = metrics.returned_share(found, k, available)
+    return out
+
+
+def score_ndcg(found: np.ndarray, truth: ExactTruth, key: str, ks: Sequence[int]) -> dict[str, float]:
+    lists = [[int(i) for i in row] for row in found]
+    return {f"{key}.ndcg@{k}": metrics.mean_ndcg_at_k(lists, truth.ranking, truth.relevance, k) for k in ks}
 
 
 def score_method(
     method: Any,
     corpus: Any,
     queries: Queries,
-    truth: _ExternalTruth | None,
+    truth: dict[str, ExactTruth],
     ks: Sequence[int],
     recall_ks: Sequence[int],
 ) -> dict[str, float]:
-    """All retrieval metrics of one configured method."""
+    """All retrieval metrics of one configured method over the image corpus."""
     out: dict[str, float] = {}
     if len(queries.caption_images):
-        # Precision and recall are searched separately, each with its own largest k: an HNSW search for
-        # k = 100 widens its candidate list to 100, so its top 10 would flatter the method at k = 10.
+        # Precision and recall are searched separately, each with its own k: an HNSW search for k = 100
+        # widens its candidate list to 100, so its top 10 would flatter the method at k = 10.
         found = method.search_batch(queries.caption_vectors, max(ks))
         truths = [int(t) for t in queries.caption_images]
         for k, value in metrics.precision_at_ks(found, truths, ks).items():
             out[f"caption_image.precision@{k}"] = value
-        if max(recall_ks) != max(ks):
-            found = method.search_batch(queries.caption_vectors, max(recall_ks))
-        for k, value in metrics.recall_at_ks(found, [[t] for t in truths], recall_ks).items():
-            out[f"caption_image.recall@{k}"] = value
+        out.update(score_ndcg(found, truth["caption_image"], "caption_image", ks))
+        relevant = [[t] for t in truths]
+        out.update(
+            score_recall(method, "caption_image", queries.caption_vectors, relevant, recall_ks, len(corpus))
+        )
     if len(queries.image_ids):
         vectors = corpus.vectors[corpus.rows_of(queries.image_ids)]
         found = method.search_batch(vectors, max(ks))
         for k, value in metrics.precision_at_ks(found, [int(i) for i in queries.image_ids], ks).items():
             out[f"image_image.precision@{k}"] = value
-    if truth is not None and len(queries.external):
+    if "external" in truth and len(queries.external):
         found = method.search_batch(queries.external, max(ks))
-        for k, value in metrics.precision_at_ks(found, truth.top1, ks).items():
+        for k, value in metrics.precision_at_ks(found, truth["external"].top1, ks).items():
             out[f"external.precision@{k}"] = value
-        rels = [_relevances(corpus, q, row) for q, row in zip(queries.external, found, strict=True)]
+        out.update(score_ndcg(found, truth["external"], "external", ks))
+        rels = [_query_relevances(corpus, q, row) for q, row in zip(queries.external, found, strict=True)]
         lists = [[int(i) for i in row] for row in found]
         for k in ks:
-            ideal = [r[:k] for r in truth.ideal]
-            out[f"external.ndcg@{k}"] = metrics.mean_ndcg_at_k(lists, rels, ideal, k)
+            ideal = [row[:k] for row in truth["external"].to_query]
+            out[f"external.query_ndcg@{k}"] = metrics.mean_query_ndcg_at_k(lists, rels, ideal, k)
     return out
+
+
+def _query_relevances(corpus: Any, query: np.ndarray, ids: np.ndarray) -> list[float]:
+    """cosine(v(X_i), q) for each returned id (0 for padding or an id outside the corpus)."""
+    rows = corpus.rows_of(ids)
+    sims = corpus.vectors[rows.clip(0)] @ query
+    return [float(s) if r >= 0 else 0.0 for s, r in zip(sims, rows, strict=True)]
+
+
+@dataclass
+class ImageCaptionScores:
+    queries: int
+    scores: dict[str, dict[str, float]]  # method label -> image_caption.recall@K / returned@K
+
+
+def score_image_to_caption(
+    settings: Settings,
+    image_corpus: Any,
+    names: Sequence[str],
+    options: Any,
+    dataset_id: int | None,
+    limit: int | None,
+    rng: np.random.Generator,
+    recall_ks: Sequence[int],
+    say: Progress,
+) -> ImageCaptionScores:
+    """image -> caption recall@K as the SBU study defines it: every caption of the query image is
+    relevant, recall@K = |its captions in the top K| / |its captions|. Each method is built over the
+    captions table with the same settings as over the images, so its label matches."""
+    from vstore.compare.base import load_corpus
+    from vstore.compare.methods import iter_settings
+
+    with connection(settings) as conn:
+        image_ids, caption_sets = load_caption_sets(conn, dataset_id, limit, rng)
+    rows = image_corpus.rows_of(image_ids)
+    keep = rows >= 0
+    if not keep.any():
+        return ImageCaptionScores(0, {})
+    vectors = image_corpus.vectors[rows[keep]]
+    relevant = [s for s, k in zip(caption_sets, keep, strict=True) if k]
+    say("loading caption vectors")
+    captions = load_corpus(settings, "captions")
+    scores: dict[str, dict[str, float]] = {}
+    for method in iter_settings(captions, settings, names, options):
+        say(f"evaluating {method.label} on captions")
+        scores[method.label] = score_recall(
+            method, "image_caption", vectors, relevant, recall_ks, len(captions)
+        )
+    return ImageCaptionScores(len(relevant), scores)
 
 
 # ------------------------------------------------------------------------------------------ harness
@@ -260,10 +373,13 @@ def evaluate(
         image_vectors = corpus.vectors[corpus.rows_of(caption_images)]
         pair_mean, pair_max = metrics.pair_cosine_stats(caption_vectors, image_vectors)
 
-    truth = None
-    if len(external) and len(corpus):
+    truth: dict[str, ExactTruth] = {}
+    if len(corpus):
         exact = build_method("exact-numpy", corpus, settings)
-        truth = _external_truth(exact, corpus, external, max(ks))
+        if len(caption_images):
+            truth["caption_image"] = exact_truth(exact, corpus, caption_vectors, max(ks))
+        if len(external):
+            truth["external"] = exact_truth(exact, corpus, external, max(ks))
 
     results: list[MethodQuality] = []
     if len(corpus):
@@ -280,8 +396,16 @@ def evaluate(
                     method.label, method.name, dict(method.params), dict(method.build_params), scores
                 )
             )
+        image_caption = score_image_to_caption(
+            settings, corpus, names, options, dataset_id, limit, rng, recall_ks, say
+        )
+        for quality in results:
+            quality.metrics.update(image_caption.scores.get(quality.method, {}))
+    else:
+        image_caption = ImageCaptionScores(0, {})
 
-    zero = zero_shot(labels, labelled_vectors, get_encoder(), templates) if len(set(labels)) >= 2 else []
+    classes = {label for item in labels for label in split_labels(item)}
+    zero = zero_shot(labels, labelled_vectors, get_encoder(), templates) if len(classes) >= 2 else []
     return EvalReport(
         model=spec.label,
         random_weights=spec.random_weights,
@@ -289,6 +413,7 @@ def evaluate(
         corpus_images=len(corpus),
         caption_queries=len(caption_images),
         image_queries=len(image_ids),
+        image_caption_queries=image_caption.queries,
         external_queries=len(external),
         ks=ks,
         recall_ks=recall_ks,
