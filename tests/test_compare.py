@@ -19,6 +19,8 @@ ROW_FIELDS = {
     "method",
     "params",
     "recall_at_k",
+    "returned",
+    "recall_by_kind",
     "p50_ms",
     "p95_ms",
     "p99_ms",
@@ -44,8 +46,49 @@ def synthetic(settings):
 def test_exact_methods_have_recall_one(synthetic):
     report = compare(synthetic, k=10, queries=30, methods=list(EXACT_METHODS), repeats=1)
     assert {r.method for r in report.rows} == set(EXACT_METHODS)
-    assert report.meta["query_kinds"] == {"image->image": 15, "text->image": 15}
+    assert report.meta["query_kinds"] == {"stored-image->image": 15, "text->image": 15}
     assert [r.recall_at_k for r in report.rows] == [1.0] * len(EXACT_METHODS)
+    assert all(r.recall_by_kind == {"stored-image->image": 1.0, "text->image": 1.0} for r in report.rows)
+
+
+def test_exact_is_exact_when_the_corpus_holds_fewer_than_k_candidates(settings):
+    # 10 images, k = 10: a stored-image query (its own row dropped) has 9 candidates. Recall divides by
+    # min(k, candidates), so an exact scan scores 1.0 (dividing by k gave 0.95 on this query mix).
+    load_synthetic(settings, 10, captions_per_image=1, seed=3)
+    report = compare(settings, k=10, queries=10, methods=["pgvector-exact", "faiss-flat"], repeats=1)
+    assert report.meta["query_kinds"] == {"stored-image->image": 5, "text->image": 5}
+    assert [(r.recall_at_k, r.returned) for r in report.rows] == [(1.0, 1.0), (1.0, 1.0)]
+
+
+def test_several_k_give_one_row_per_k_and_a_latency_plot(synthetic, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VSTORE_DATABASE_URL", synthetic.database_url)
+    json_file, plot = tmp_path / "rows.json", tmp_path / "latency.png"
+    args = ["compare", "-k", "1,5,20", "--queries", "6", "--repeats", "1", "--methods", "faiss-flat"]
+    assert (
+        main(
+            [*args, "--methods", "pgvector-hnsw", "--ef-search", "10"]
+            + ["--json", str(json_file), "--plot", str(plot)]
+        )
+        == 0
+    )
+    rows = json.loads(json_file.read_text())
+    assert [(r["method"], r["k"]) for r in rows] == [
+        ("faiss-flat", 1),
+        ("faiss-flat", 5),
+        ("faiss-flat", 20),
+        ("pgvector-hnsw", 1),
+        ("pgvector-hnsw", 5),
+        ("pgvector-hnsw", 20),
+    ]
+    # ef_search 10 caps pgvector's HNSW at 10 rows: at k = 20, 10 of 20 rows come back for a text query and
+    # 9 for a stored image (its own row is dropped), and the run says so instead of counting misses.
+    assert [r["returned"] for r in rows[:5]] == [1.0] * 5
+    assert rows[5]["returned"] == pytest.approx((3 * 10 + 3 * 9) / (6 * 20))
+    assert rows[5]["recall_at_k"] <= 0.5
+    assert [r["recall_at_k"] for r in rows[:3]] == [1.0, 1.0, 1.0]
+    table = capsys.readouterr().out
+    assert "* fewer rows came back" in table
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_ann_recall_never_falls_as_the_search_widens(synthetic):
@@ -83,7 +126,8 @@ def test_hnsw_is_measured_even_when_an_ivfflat_index_exists(synthetic):
     options = BuildOptions(ef_sweep=(1,))
     row = compare(synthetic, queries=10, methods=["pgvector-hnsw"], options=options, repeats=1).rows[0]
     # ef_search=1 caps an HNSW scan at one row per query; an IVFFlat or exact plan would return k.
-    assert row.recall_at_k <= 0.1 + 1e-9
+    # A stored image's one row is itself (dropped): 0 of 10 rows; a text query 1 of 10.
+    assert row.recall_at_k <= 0.1 + 1e-9 and row.returned == pytest.approx((5 * 0 + 5 * 1) / (10 * 10))
 
 
 def test_cli_writes_json_rows_with_every_field_and_a_png_plot(synthetic, tmp_path, monkeypatch, capsys):

@@ -162,7 +162,15 @@ def faiss_search(
 
 @app.command()
 def compare(
-    k: Annotated[int, typer.Option("-k", help="Neighbours per query; recall is recall@k.")] = 10,
+    k: Annotated[
+        str,
+        typer.Option(
+            "-k",
+            metavar="K[,K...]",
+            help="Neighbours per query; recall is recall@k. Several (-k 1,5,10,50,100) measure each "
+            "method at each k in one run, and --plot then draws p50 latency against k.",
+        ),
+    ] = "10",
     queries: Annotated[
         int, typer.Option(help="Query count: half captions (text->image), half held-out images.")
     ] = 200,
@@ -195,7 +203,10 @@ def compare(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the rows (a JSON list) here.")
     ] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write a recall-vs-QPS PNG here.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG here: recall against QPS, or p50 latency against k for several -k."),
+    ] = None,
 ) -> None:
     """pgvector (exact, HNSW, IVFFlat) against Faiss (Flat, IVF, HNSW, IVF-PQ) and sklearn on the same
     queries: recall@k, latency percentiles, QPS, build time and size per method and setting."""
@@ -214,9 +225,10 @@ def compare(
         ef_sweep=_ints(ef_search, "--ef-search") or EF_SWEEP,
         probe_sweep=_ints(probes, "--probes") or PROBE_SWEEP,
     )
+    ks = _ints(k, "-k") or (10,)
     report = run_compare(
         settings(),
-        k=k,
+        k=ks,
         queries=queries,
         seed=seed,
         target=target,
@@ -236,9 +248,13 @@ def compare(
         meta_file.write_text(json.dumps(report.meta, indent=1) + "\n")
         info(f"rows -> {json_file}, machine and run details -> {meta_file}")
     if plot:
-        from vstore.compare.plots import plot_recall_qps
+        from vstore.compare.plots import plot_latency_k, plot_recall_qps
 
-        plot_recall_qps(report.rows, plot, title=f"{report.meta['rows']} {target}, k={k}")
+        title = f"{report.meta['rows']} {target}, k={k}"
+        if len(ks) > 1:
+            plot_latency_k(report.rows, plot, title=title)
+        else:
+            plot_recall_qps(report.rows, plot, title=title)
         info(f"plot -> {plot}")
 
 
