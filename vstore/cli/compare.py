@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, print_json, settings, warn
+from vstore.cli.app import app, info, print_json, settings, warn_random_weights
 from vstore.errors import ConfigError
 
 faiss_app = typer.Typer(
@@ -141,7 +141,7 @@ def faiss_search(
         model = store.model
         side.check_model(model.name, model.pretrained, model.dim)
         if model.random_weights:
-            warn(f"this database was embedded with random weights ({model.label}): results are meaningless")
+            warn_random_weights(model.label)
         if text is not None:
             vector = store.embed_text([text])[0]
         elif image is not None:
@@ -155,9 +155,11 @@ def faiss_search(
         for row in rows:
             print_json(row)
         return
+    what_header = "path" if side.manifest.table == "images" else "caption"
+    typer.echo(f"{'#':>3}  {'id':>10}  {'distance':>8}  {what_header}")
     for rank, row in enumerate(rows, start=1):
         what = row.get("path") or row.get("text") or "(no longer in the database)"
-        typer.echo(f"{rank:>3}  {row['id']:>10}  {row['distance']:.4f}  {what}")
+        typer.echo(f"{rank:>3}  {row['id']:>10}  {row['distance']:8.4f}  {what}")
 
 
 @app.command()

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, settings, warn
+from vstore.cli.app import app, info, settings, warn_random_weights
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -181,10 +181,7 @@ def eval_command(
     current = settings(device=device)
     spec = require_model(current)
     if spec.random_weights:
-        warn(
-            f"this database holds random-weight embeddings ({spec.label}): the quality figures measure the "
-            "pipeline, not a model"
-        )
+        warn_random_weights(spec.label)
     report = evaluate(
         current,
         methods=methods,

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, print_json, settings, warn
+from vstore.cli.app import app, info, print_json, settings, warn_random_weights
 from vstore.errors import ConfigError
 
 index_app = typer.Typer(help="Vector indexes: create (HNSW or IVFFlat), drop, status.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout, nothing else.")]
-
-
-def _relative(path: str) -> str:
-    """Paths relative to the current directory when that is shorter (table output only)."""
-    if "://" in path:
-        return path
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return path
-    return relative if len(relative) < len(path) else path
 
 
 def _clip(text: str, width: int = 70) -> str:
@@ -75,7 +63,7 @@ def search(
     )
     with Store(settings(device=device)) as store:
         if store.model.random_weights:
-            warn(f"{store.model.label}: random weights, so search results are meaningless")
+            warn_random_weights(store.model.label)
         if text is not None:
             hits = store.search_text(text, **options)
         elif image is not None:
@@ -99,9 +87,7 @@ def search(
     else:
         typer.echo(f"{'#':>3}  {'distance':>8}  {'similarity':>10}  {'id':>8}  path")
         for rank, hit in enumerate(hits, 1):
-            typer.echo(
-                f"{rank:>3}  {hit.distance:8.4f}  {hit.similarity:10.4f}  {hit.id:>8}  {_relative(hit.path)}"
-            )
+            typer.echo(f"{rank:>3}  {hit.distance:8.4f}  {hit.similarity:10.4f}  {hit.id:>8}  {hit.path}")
 
 
 @app.command("embed-text")
@@ -187,6 +173,8 @@ def index_status(as_json: JsonOpt = False) -> None:
         return
     if not status.indexes:
         typer.echo("no vector indexes: searches scan every row (`vstore index create` builds one)")
+    else:
+        typer.echo(f"{'table':<9} {'type':<8} {'parameters':<28} {'size':>13}  name")
     for index in status.indexes:
         params = ", ".join(f"{key}={value}" for key, value in index.parameters.items())
         valid = "" if index.valid else "  INVALID (interrupted build: run `vstore index create` again)"

@@ -104,6 +104,11 @@ def build_faiss(
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, pq_bits, ip)
             params = {"nlist": nlist, "pq_m": pq_m, "pq_bits": pq_bits}
         index.cp.seed = 1234  # deterministic k-means: the same index for the same data
+        # Faiss prints "WARNING clustering N points to K centroids" to stderr, once per build, for
+        # fewer than 39 rows a list (every small test or sample); the list count is in the params.
+        index.cp.min_points_per_centroid = 1
+        if kind == "ivfpq":
+            index.pq.cp.min_points_per_centroid = 1
         index.train(vectors)
     else:
         raise ConfigError(f"unknown Faiss index type {kind!r}; choose flat, ivf, hnsw or ivfpq.")

@@ -306,11 +306,16 @@ TRUNCATED_NOTE = (
 def format_table(rows: Sequence[CompareRow]) -> str:
     """A plain-text table, one line per method and setting."""
     several_k = len({r.k for r in rows}) > 1
+    # Recall per query kind beside the mixed figure: the stored-image queries flatter graph and IVF
+    # indexes (their own vector is in the index), the cross-modal ones do not.
+    kinds = list(dict.fromkeys(kind for r in rows for kind in r.recall_by_kind)) if rows else []
+    kinds = kinds if len(kinds) > 1 else []
     header = (
         "method",
         "params",
         *(("k",) if several_k else ()),
         "recall",
+        *(f"r:{kind}" for kind in kinds),
         "p50_ms",
         "p95_ms",
         "p99_ms",
@@ -327,6 +332,7 @@ def format_table(rows: Sequence[CompareRow]) -> str:
                 ",".join(f"{k}={v}" for k, v in r.params.items()) or "-",
                 *((str(r.k),) if several_k else ()),
                 f"{r.recall_at_k:.3f}" + ("*" if r.returned < 1.0 else ""),
+                *(f"{r.recall_by_kind.get(kind, float('nan')):.3f}" for kind in kinds),
                 f"{r.p50_ms:.3f}",
                 f"{r.p95_ms:.3f}",
                 f"{r.p99_ms:.3f}",

@@ -270,7 +270,9 @@ def ingest(
     )
     workers = default_workers() if settings.workers is None else settings.workers
     with connection(settings, autocommit=True) as conn:
+        rebuilt = time.perf_counter()
         report.indexes_rebuilt += rebuild_deferred(conn)  # heal a bulk load that crashed before its rebuild
+        report.index_s += time.perf_counter() - rebuilt
         writer = Writer(conn)
         dataset_id = writer.upsert_dataset(name, report.root, source.format)
         planned_new = total - writer.count_images(dataset_id)
@@ -279,7 +281,7 @@ def ingest(
             deferred = defer_indexes(conn, "images") + defer_indexes(conn, "captions")
         pipeline = _Pipeline(settings, encoder, writer, dataset_id, report, progress, total)
         decoder = DecodePool(encoder.image_transform(), workers, settings.batch_size)
-        report.setup_s = time.perf_counter() - started
+        report.setup_s = time.perf_counter() - started - report.index_s
         pipeline.tell()  # the progress bar starts now, not at the first commit
         try:
             planned = (
@@ -299,7 +301,9 @@ def ingest(
             dataset_id, source.splits if source.format != "manifest" else None
         )
         if deferred:
+            rebuilt = time.perf_counter()
             report.indexes_rebuilt += rebuild_deferred(conn)
+            report.index_s += time.perf_counter() - rebuilt
     stats = source.stats
     report.captions_empty = stats.captions_empty
     report.captions_unknown_image = stats.captions_unknown_image

@@ -221,10 +221,11 @@ class Store:
                 f"query vector has shape {vector.shape}, this database holds {self.model.dim}-d."
             )
         conn = self.conn
+        dataset_id = self._dataset_id(opts.dataset)
         params = {
             "q": vector,
             "k": opts.k,
-            "dataset_id": self._dataset_id(opts.dataset),
+            "dataset_id": dataset_id,
             "split": opts.split,
             "exclude_id": exclude_id,
         }
@@ -234,6 +235,8 @@ class Store:
             set_query_knobs(conn, ef_search=ef_search, probes=opts.probes, exact=opts.exact, iterative=True)
             if opts.target == "images":
                 rows = conn.execute(load("queries/search_images"), params, prepare=True).fetchall()
+                if not rows:
+                    self._check_split(opts.split, dataset_id)
                 return [
                     ImageHit(
                         r[0], absolute_path(r[2], r[1]), r[0], r[3], r[4], float(r[5]), 1.0 - float(r[5])
@@ -242,12 +245,33 @@ class Store:
                 ]
             del params["exclude_id"]
             rows = conn.execute(load("queries/search_captions"), params, prepare=True).fetchall()
+            if not rows:
+                self._check_split(opts.split, dataset_id)
             return [
                 CaptionHit(
                     r[0], r[1], r[2], absolute_path(r[4], r[3]), r[5], r[6], float(r[7]), 1.0 - float(r[7])
                 )
                 for r in rows
             ]
+
+    def _check_split(self, split: str | None, dataset_id: int | None) -> None:
+        """An unknown --split is an error, like an unknown --dataset, naming the splits there are (checked
+        only when a search came back empty, so a normal search pays nothing for it)."""
+        if split is None:
+            return
+        known = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT split FROM public.images WHERE split IS NOT NULL "
+                "AND (%(d)s::bigint IS NULL OR dataset_id = %(d)s::bigint) ORDER BY split",
+                {"d": dataset_id},
+            ).fetchall()
+        ]
+        if split not in known:
+            where = " in that dataset" if dataset_id is not None else ""
+            raise NotFound(
+                f"there is no split named {split!r}{where}; the splits are: {', '.join(known) or 'none'}."
+            )
 
     def _dataset_id(self, name: str | None) -> int | None:
         if name is None:
