@@ -28,6 +28,20 @@ def search(
         Path | None, typer.Option("--image", help="Query by an image file (image->image/text).")
     ] = None,
     like: Annotated[int | None, typer.Option("--like", help="Query by a stored image's id.")] = None,
+    plus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plus",
+            metavar="TERM",
+            help="Add a text or an image file to the query (repeatable); weight it as 2:'a cat'.",
+        ),
+    ] = None,
+    minus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--minus", metavar="TERM", help="Move the query away from a text or image file (repeatable)."
+        ),
+    ] = None,
     target: Annotated[
         str, typer.Option("--target", "-t", help="What to return: images or captions.")
     ] = "images",
@@ -52,11 +66,15 @@ def search(
     """Search images or captions by text, image file, or stored image, nearest first (cosine distance).
 
     Examples: vstore search "a dog on a skateboard"; vstore search --image photo.jpg --target captions;
-    vstore search --like 42 -k 5 --json. Searched texts are cached, so SQL clients can then run
-    SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
+    vstore search --like 42 -k 5 --json. Query arithmetic: vstore search 2:"a cat" --plus beach.jpg
+    --minus snow (the weighted sum of the terms' vectors, renormalised; with --plus/--minus the query may
+    be TEXT, --image or --like, each with its weight). Searched texts are cached, so SQL clients can then
+    run SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
+    from vstore.search.arithmetic import QueryTerm, parse_terms
     from vstore.search.store import Store
 
-    if sum(q is not None for q in (text, image, like)) != 1:
+    arithmetic = bool(plus or minus)
+    if not arithmetic and sum(q is not None for q in (text, image, like)) != 1:
         raise ConfigError("give exactly one query: a TEXT argument, --image FILE or --like ID.")
     options = dict(
         target=target, k=k, dataset=dataset, split=split, ef_search=ef_search, probes=probes, exact=exact
@@ -64,7 +82,12 @@ def search(
     with Store(settings(device=device)) as store:
         if store.model.random_weights:
             warn_random_weights(store.model.label)
-        if text is not None:
+        if arithmetic:
+            terms = parse_terms([text] if text is not None else [], plus or [], minus or [])
+            terms += [QueryTerm(Path(image))] if image is not None else []
+            terms += [QueryTerm(int(like))] if like is not None else []
+            hits = store.search_terms(terms, **options)
+        elif text is not None:
             hits = store.search_text(text, **options)
         elif image is not None:
             hits = store.search_image(image, **options)

@@ -25,6 +25,7 @@ from vstore.db.migrations import checked_model
 from vstore.db.sql import load
 from vstore.encode.encoder import Encoder, ModelSpec
 from vstore.errors import ConfigError, ModelMismatch, NotFound
+from vstore.search.arithmetic import QueryTerm
 
 Target = Literal["images", "captions"]
 TARGETS: tuple[str, ...] = ("images", "captions")
@@ -188,6 +189,28 @@ class Store:
     def search_image(self, path: str | Path, **options: Any) -> list[Hit]:
         """An image file -> images (default) or, with target="captions", image -> text."""
         return self.search_vector(self.encode_image(path), **options)
+
+    def search_terms(self, terms: Sequence[QueryTerm], **options: Any) -> list[Hit]:
+        """Query arithmetic: the weighted sum of texts, image files and stored images, renormalised, e.g.
+        `[QueryTerm("a cat", 2), QueryTerm(Path("beach.jpg")), QueryTerm("snow", -1)]` (see
+        search/arithmetic.py; `parse_terms` reads the CLI's '2:a cat' form). Texts go through the cache."""
+        return self.search_vector(self.combined_vector(terms), **options)
+
+    def combined_vector(self, terms: Sequence[QueryTerm]) -> np.ndarray:
+        """The query vector of `search_terms`."""
+        from vstore.search.arithmetic import combine
+
+        texts = [t.query for t in terms if isinstance(t.query, str)]
+        cached = dict(zip(texts, self.embed_text(texts), strict=True)) if texts else {}
+
+        def vector_of(term: QueryTerm) -> np.ndarray:
+            if isinstance(term.query, str):
+                return cached[term.query]
+            if isinstance(term.query, Path):
+                return self.encode_image(term.query)
+            return self.image_vector(int(term.query))
+
+        return combine(terms, vector_of)
 
     def search_like(self, image_id: int, **options: Any) -> list[Hit]:
         """A stored image -> the images nearest to it (itself excluded), or its nearest captions."""
