@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from vstore.bench.synth import load_synthetic
@@ -210,3 +211,43 @@ def test_cli_bench_synth_fills_a_scratch_dataset(settings, monkeypatch, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 50 and report["captions"] == 100 and report["dim"] == 32
     assert main(["bench", "synth", "--rows", "10", "--dim", "512"]) == 1  # not the database's dimension
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_other_metrics_rank_unit_vectors_like_cosine_on_indexes_built_for_the_run(synthetic, metric):
+    # On L2-normalised vectors cosine, inner product and L2 give the same order, so every exact method
+    # scores 1.0 against the cosine truth and a full IVF probe too; the run's own index (matching opclass)
+    # is what the planner used (PgvectorMethod checks EXPLAIN), and it is gone afterwards.
+    options = BuildOptions(nlist=4, ef_sweep=(100,), probe_sweep=(4,), metric=metric)
+    methods = ["pgvector-exact", "pgvector-hnsw", "pgvector-ivfflat", "faiss-flat", "faiss-ivf"]
+    report = compare(synthetic, k=10, queries=20, methods=methods, options=options, repeats=1)
+    recall = {r.method: r.recall_at_k for r in report.rows}
+    assert {m: recall[m] for m in methods if m != "pgvector-hnsw"} == dict.fromkeys(
+        [m for m in methods if m != "pgvector-hnsw"], 1.0
+    )
+    assert recall["pgvector-hnsw"] >= 0.95
+    assert {r.metric for r in report.rows} == {metric} and report.meta["metric"] == metric
+    assert next(r for r in report.rows if r.method == "pgvector-hnsw").build_s is not None  # built for it
+    with connect(synthetic) as conn:
+        assert {i.name for i in indexes.list_indexes(conn) if i.table == "images"} == {
+            "images_embedding_hnsw"
+        }
+
+
+def test_pgvector_distances_under_every_metric_are_cosine_distances(synthetic):
+    from vstore.compare.base import load_corpus
+    from vstore.compare.methods import build_method
+
+    corpus = load_corpus(synthetic, "images")
+    query = corpus.vectors[7]
+    expected = np.sort(1.0 - corpus.vectors @ query)[:5]
+    for metric in ("cosine", "ip", "l2"):
+        method = build_method("pgvector-exact", corpus, synthetic, BuildOptions(metric=metric))
+        try:
+            method.configure()
+            _, distances = method.search(query, 5)
+        finally:
+            method.close()
+        assert distances == pytest.approx(expected, abs=1e-5), metric
+    with pytest.raises(ConfigError, match="unknown --metric"):
+        build_method("pgvector-exact", corpus, synthetic, BuildOptions(metric="hamming"))

@@ -193,6 +193,13 @@ def compare(
     ef_construction: Annotated[
         int | None, typer.Option(help="HNSW efConstruction (default: pgvector's).")
     ] = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="Distance: cosine (<=>), ip (<#>) or l2 (<->), with a pgvector index of the matching "
+            "operator class built for the run, and the same Faiss metric (ip for cosine)."
+        ),
+    ] = "cosine",
     threads: Annotated[int, typer.Option(help="Search threads for Faiss/numpy/sklearn (pgvector: 1).")] = 1,
     build_threads: Annotated[int, typer.Option(help="Processes/threads for index builds, both engines.")] = 2,
     repeats: Annotated[int, typer.Option(help="Timed passes over the queries; latencies are medians.")] = 3,
@@ -215,6 +222,7 @@ def compare(
     from vstore.compare.base import EF_SWEEP, PROBE_SWEEP, BuildOptions
     from vstore.compare.harness import compare as run_compare
     from vstore.compare.harness import format_table
+    from vstore.db.indexes import check_metric
 
     options = BuildOptions(
         m=m,
@@ -224,6 +232,7 @@ def compare(
         build_threads=build_threads,
         keep_ivfflat=keep_ivfflat,
         rebuild_hnsw=rebuild_hnsw,
+        metric=check_metric(metric),
         ef_sweep=_ints(ef_search, "--ef-search") or EF_SWEEP,
         probe_sweep=_ints(probes, "--probes") or PROBE_SWEEP,
     )
@@ -242,7 +251,7 @@ def compare(
     typer.echo(format_table(report.rows))
     info(
         f"{report.meta['rows']} {target}, {report.meta['queries']} queries {report.meta['query_kinds']}, "
-        f"k={k}, {threads} search thread(s) on {report.meta['cpu_count']} cores"
+        f"k={k}, metric {metric}, {threads} search thread(s) on {report.meta['cpu_count']} cores"
     )
     if json_file:
         json_file.write_text(json.dumps(report.to_json(), indent=1) + "\n")

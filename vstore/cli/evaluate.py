@@ -156,6 +156,9 @@ def eval_command(
         typer.Option("--probes", help="IVF probes/nprobe settings, comma-separated (default: sqrt(lists))."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query sample.")] = 0,
+    metric: Annotated[
+        str, typer.Option(help="Distance for pgvector and Faiss: cosine (<=>), ip (<#>) or l2 (<->).")
+    ] = "cosine",
     device: Annotated[
         str | None, typer.Option(help="Encoder device for external queries: auto, cpu, cuda.")
     ] = None,
@@ -194,6 +197,7 @@ def eval_command(
         ef_search=_ints(ef_search) or None,
         probes=_ints(probes),
         seed=seed,
+        metric=metric,
         progress=info,
     )
     typer.echo(render(report), nl=False)

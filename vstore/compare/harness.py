@@ -75,6 +75,7 @@ class CompareRow:
     rows: int
     threads: int
     cpu_count: int
+    metric: str = "cosine"
     build_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -252,6 +253,7 @@ def compare(
         target=target,
         seed=seed,
         repeats=repeats,
+        metric=options.metric,
         query_kinds={kind: query_set.kinds.count(kind) for kind in dict.fromkeys(query_set.kinds)},
     )
     kinds = np.array(query_set.kinds)
@@ -289,6 +291,7 @@ def compare(
                             rows=len(corpus),
                             threads=options.threads,
                             cpu_count=os.cpu_count() or 0,
+                            metric=options.metric,
                             build_params=dict(method.build_params),
                         )
                     )

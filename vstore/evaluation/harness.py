@@ -313,19 +313,24 @@ def evaluate(
     ef_search: Sequence[int] | None = None,
     probes: Sequence[int] | None = None,
     seed: int = 0,
+    metric: str = "cosine",
     encoder: Encoder | None = None,
     progress: Progress | None = None,
 ) -> EvalReport:
     """Run every metric for every (method, setting) pair. `ef_search` defaults to the CLI search's
     (DEFAULT_EF_SEARCH), so eval scores what search does. `encoder` (default: the database's model, loaded
     only when external queries or labelled images need text/image encoding) may be injected.
-    `probes` (IVF probes / nprobe) defaults to ceil(sqrt(lists)), pgvector's suggested starting point."""
+    `probes` (IVF probes / nprobe) defaults to ceil(sqrt(lists)), pgvector's suggested starting point.
+    `metric` (cosine, ip, l2) picks pgvector's operator and Faiss's metric; the truth stays exact cosine."""
     from vstore.compare.base import BuildOptions, load_corpus
     from vstore.compare.methods import build_method, iter_settings, parse_methods
     from vstore.db.indexes import default_nlist
     from vstore.db.migrations import require_model
 
     say = progress or (lambda _message: None)
+    from vstore.db.indexes import check_metric
+
+    check_metric(metric)
     ks, recall_ks = tuple(sorted(set(ks))), tuple(sorted(set(recall_ks)))
     templates = check_templates(templates)
     names = parse_methods(methods or list(DEFAULT_EVAL_METHODS))
@@ -387,6 +392,7 @@ def evaluate(
         options = BuildOptions(
             ef_sweep=tuple(ef_search or (DEFAULT_EF_SEARCH,)),
             probe_sweep=tuple(probes or (max(1, math.ceil(math.sqrt(nlist))),)),
+            metric=metric,
         )
         for method in iter_settings(corpus, settings, names, options):
             say(f"evaluating {method.label}")
