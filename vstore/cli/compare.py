@@ -16,7 +16,9 @@ faiss_app = typer.Typer(
     help="The Faiss side index: build it from an export or the database, search it.", no_args_is_help=True
 )
 app.add_typer(faiss_app, name="faiss")
-bench_app = typer.Typer(help="Benchmark helpers: synthetic data at scale.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmark helpers: synthetic data at scale, embedding models.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout, nothing else.")]

@@ -1,0 +1,44 @@
+"""`vstore bench models`: embedding models side by side on this machine. Thin: one library call."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vstore.cli.app import info, print_json
+from vstore.cli.compare import JsonOpt, bench_app
+
+
+@bench_app.command("models")
+def bench_models_command(
+    models: Annotated[
+        str,
+        typer.Option(
+            "--models",
+            metavar="NAMES",
+            help="open_clip models, comma-separated (the ImageNet DET study's set).",
+        ),
+    ] = "ViT-B-32,ViT-B-16,ViT-L-14,RN50,RN50x4,ViT-S-32",
+    pretrained: Annotated[
+        str, typer.Option(help="Weights: 'random' (the architecture's cost, no download) or a tag.")
+    ] = "random",
+    batch: Annotated[
+        int, typer.Option(help="Images and texts per encoder call (the same for every model).")
+    ] = 16,
+    repeats: Annotated[int, typer.Option(help="Timed batches after one warm-up batch.")] = 3,
+    threads: Annotated[int, typer.Option(help="torch threads (the same for every model).")] = 1,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare embedding models on this machine: parameters, weights on disk, dimension, images/s and
+    texts/s through vstore's encoder, peak memory (each model in its own process)."""
+    from vstore.bench.models import bench_models, format_models
+
+    rows = bench_models(
+        [models], pretrained, batch=batch, repeats=repeats, threads=threads, device=device, progress=info
+    )
+    if as_json:
+        print_json(rows)
+    else:
+        typer.echo(format_models(rows))
