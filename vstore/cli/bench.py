@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import info, print_json
+from vstore.cli.app import info, print_json, settings
 from vstore.cli.compare import JsonOpt, bench_app
 
 
@@ -42,3 +42,28 @@ def bench_models_command(
         print_json(rows)
     else:
         typer.echo(format_models(rows))
+
+
+@bench_app.command("load")
+def bench_load_command(
+    k: Annotated[int, typer.Option("-k", help="Neighbours per query.")] = 10,
+    repeats: Annotated[int, typer.Option(help="Reads and warm queries; medians are reported.")] = 5,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Restart the embedded PostgreSQL first, to time pgvector's first query with empty "
+            "shared buffers (interrupts other sessions on it; refused for VSTORE_DATABASE_URL).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Time getting each index ready: Faiss side indexes read from disk (and their first query), pgvector
+    warm and, with --restart, cold after a server restart."""
+    from vstore.bench.load import format_load_times, load_times
+
+    rows = load_times(settings(), k=k, repeats=repeats, restart=restart, progress=info)
+    if as_json:
+        print_json(rows)
+    else:
+        typer.echo(format_load_times(rows))
