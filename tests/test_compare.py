@@ -170,7 +170,7 @@ def test_cli_writes_json_rows_with_every_field_and_a_png_plot(synthetic, tmp_pat
 
 def test_unknown_method_is_a_usage_error():
     with pytest.raises(Exception, match="unknown method"):
-        parse_methods(["pgvector-hnsw,annoy"])
+        parse_methods(["pgvector-hnsw,scann"])
 
 
 def test_storage_bench_measures_each_variant_and_leaves_no_tables(synthetic):
@@ -251,3 +251,25 @@ def test_pgvector_distances_under_every_metric_are_cosine_distances(synthetic):
         assert distances == pytest.approx(expected, abs=1e-5), metric
     with pytest.raises(ConfigError, match="unknown --metric"):
         build_method("pgvector-exact", corpus, synthetic, BuildOptions(metric="hamming"))
+
+
+def test_annoy_is_measured_with_its_file_size_and_load_time_and_full_search_is_exact(synthetic):
+    pytest.importorskip("annoy", reason="the annoy method is in the optional bench extra")
+    report = compare(synthetic, k=10, queries=20, methods=["annoy"], repeats=1)
+    rows = report.rows
+    assert [r.params for r in rows] == [{"search_k": s} for s in (100, 500, 2000, 10000)]
+    recalls = [r.recall_at_k for r in rows]
+    assert recalls == sorted(recalls)  # more nodes inspected, never worse
+    # search_k 10000 > 400 items x 10 trees' leaves: every item is inspected, so the answer is exact.
+    assert recalls[-1] == 1.0
+    # An Annoy file holds the 400 vectors (32 float32 each) plus the trees' nodes.
+    assert rows[0].size_bytes > 400 * 32 * 4 and rows[0].build_s is not None
+    assert rows[0].build_params["n_trees"] == 10 and rows[0].build_params["load_ms"] >= 0
+
+
+def test_annoy_missing_gives_a_clear_error(synthetic, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "annoy", None)  # as if the bench extra were not installed
+    with pytest.raises(ConfigError, match=r"vstore\[bench\]"):
+        compare(synthetic, k=10, queries=4, methods=["annoy"], repeats=1)

@@ -104,7 +104,7 @@ def pgvector_load_times(
         conn.execute(statement, params).fetchall()
         first = _ms(started)
         first_ms = first if restart else None
-        warm = _median_ms(lambda: conn.execute(statement, params).fetchall(), repeats)
+        warm = _median_ms(lambda: conn.execute(statement, params, prepare=True).fetchall(), repeats)
     finally:
         conn.close()
     return LoadTime("pgvector-hnsw", None, open_ms, first_ms, warm)
