@@ -279,6 +279,28 @@ def test_zero_shot_counts_an_image_with_several_labels_right_when_any_is_top(set
     assert sorted(set(encoder.seen)) == sorted(known)  # 'cat|dog' is two labels, not a third class
 
 
+def test_threshold_gives_the_hand_computed_roc_auc_and_f1_optimal_distance(settings):
+    # cats e0, 0.8 e0 + 0.6 e1, 0.6 e0 + 0.8 e3; dogs e2, 0.6 e0 + 0.8 e2. Each image's 4 others give 20
+    # ordered pairs: positives at distance 0.2 (x4), 0.4 (x2), 0.52 (x2); negatives at 0.4 (x2), 0.52 (x2),
+    # 0.64 (x2), 1.0 (x6). AUC = (4*12 + 2*11 + 2*9) / (8*12) = 88/96; F1 is best at 0.52: 2*8/(12+8) = 0.8.
+    images = np.stack([e(0), 0.8 * e(0) + 0.6 * e(1), 0.6 * e(0) + 0.8 * e(3), e(2), 0.6 * e(0) + 0.8 * e(2)])
+    insert(settings, images, labels=["cat", "cat", "cat", "dog", "dog"])
+    report = evaluate(
+        settings,
+        methods=["exact-numpy", "pgvector-hnsw"],
+        ks=(1,),
+        recall_ks=(1,),
+        threshold=True,
+        encoder=FakeEncoder(),
+    )
+    for quality in report.methods:
+        got = quality.metrics
+        assert got["threshold.pairs"] == 20, quality.method
+        assert got["threshold.auc"] == pytest.approx(88 / 96), quality.method
+        assert got["threshold.distance"] == pytest.approx(0.52, abs=1e-5), quality.method
+        assert got["threshold.f1"] == pytest.approx(0.8), quality.method
+
+
 def test_custom_templates_replace_the_defaults_and_need_a_placeholder(settings):
     insert(settings, unit_vectors(4, seed=6), labels=["a", "a", "b", "b"])
     report = evaluate(

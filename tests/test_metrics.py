@@ -183,3 +183,24 @@ def test_pair_cosine_stats_gives_mean_and_max_of_matched_rows():
 def test_k_below_one_is_refused():
     with pytest.raises(ValueError):
         metrics.precision_at_k([[1]], [1], 0)
+
+
+def test_roc_auc_is_the_share_of_positive_negative_pairs_ranked_right():
+    # positives at 0.1, 0.4; negatives at 0.3, 0.5, 0.4. Pairs (pos, neg) nearer-positive: 0.1 beats all 3;
+    # 0.4 beats 0.5, ties 0.4 (half), loses to 0.3: (3 + 1.5) / 6 = 0.75.
+    distances = [0.1, 0.4, 0.3, 0.5, 0.4]
+    positive = [True, True, False, False, False]
+    assert metrics.roc_auc(distances, positive) == pytest.approx(0.75)
+    assert metrics.roc_auc([0.1, 0.2], [True, False]) == 1.0
+    assert metrics.roc_auc([0.1, 0.2], [False, True]) == 0.0
+    assert math.isnan(metrics.roc_auc([0.1], [True]))
+
+
+def test_best_f1_threshold_picks_the_distance_with_the_highest_f1():
+    # thresholds: 0.1 -> tp 1, predicted 1, F1 2/3; 0.3 -> tp 1, predicted 2: 2*1/(2+2) = 0.5;
+    # 0.4 -> tp 2, predicted 4: 4/6 = 0.667 (not above 2/3: the smaller threshold is kept); 0.5 -> 4/7.
+    distances = [0.1, 0.4, 0.3, 0.5, 0.4]
+    positive = [True, True, False, False, False]
+    threshold, f1 = metrics.best_f1_threshold(distances, positive)
+    assert (threshold, f1) == (pytest.approx(0.1), pytest.approx(2 / 3))
+    assert metrics.best_f1_threshold([0.2, 0.6], [True, True]) == (pytest.approx(0.6), pytest.approx(1.0))

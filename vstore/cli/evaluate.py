@@ -90,6 +90,22 @@ def render(report) -> str:  # report: vstore.evaluation.harness.EvalReport
         out += _table(title, header, rows)
     if truncated:
         out += [TRUNCATED_NOTE, ""]
+    if any("threshold.auc" in m.metrics for m in report.methods):
+        rows = [
+            [
+                m.method,
+                _fmt(m.metrics.get("threshold.auc")),
+                _fmt(m.metrics.get("threshold.distance")),
+                _fmt(m.metrics.get("threshold.f1")),
+                f"{m.metrics.get('threshold.pairs', 0):.0f}",
+            ]
+            for m in report.methods
+        ]
+        out += _table(
+            "threshold (pairs among each labelled image's 10 nearest; positive = a shared label)",
+            ["method", "ROC AUC", "F1-best distance", "F1", "pairs"],
+            rows,
+        )
     if report.zero_shot:
         first = report.zero_shot[0]
         rows = [[repr(z.template), _fmt(z.top1), _fmt(z.top5)] for z in report.zero_shot]
@@ -159,6 +175,14 @@ def eval_command(
     metric: Annotated[
         str, typer.Option(help="Distance for pgvector and Faiss: cosine (<=>), ip (<#>) or l2 (<->).")
     ] = "cosine",
+    threshold: Annotated[
+        bool,
+        typer.Option(
+            "--threshold",
+            help="For labelled images: ROC AUC and the F1-optimal cosine-distance threshold per method, "
+            "over the pairs among each image's 10 nearest (positive = a shared label).",
+        ),
+    ] = False,
     device: Annotated[
         str | None, typer.Option(help="Encoder device for external queries: auto, cpu, cuda.")
     ] = None,
@@ -198,6 +222,7 @@ def eval_command(
         probes=_ints(probes),
         seed=seed,
         metric=metric,
+        threshold=threshold,
         progress=info,
     )
     typer.echo(render(report), nl=False)

@@ -45,6 +45,7 @@ from vstore.evaluation.zeroshot import (
     ZeroShotResult,
     check_templates,
     load_labelled,
+    load_labelled_ids,
     split_labels,
     zero_shot,
 )
@@ -250,6 +251,35 @@ def score_method(
     return out
 
 
+THRESHOLD_K = 10
+
+
+def score_threshold(
+    method: Any, corpus: Any, ids: np.ndarray, labels: Sequence[str], k: int = THRESHOLD_K
+) -> dict[str, float]:
+    """ROC AUC and the F1-optimal distance threshold over the pairs a method returns (the ImageNet DET
+    study): each labelled image searches its k nearest other images; a returned labelled image makes a
+    pair, positive when the two share a label; the score is the cosine distance (smaller = positive)."""
+    label_of = {int(i): set(split_labels(label)) for i, label in zip(ids, labels, strict=True)}
+    rows = corpus.rows_of(np.asarray(ids, dtype=np.int64))
+    query_ids = np.asarray(ids, dtype=np.int64)[rows >= 0]
+    vectors = corpus.vectors[rows[rows >= 0]]
+    distances: list[float] = []
+    positive: list[bool] = []
+    for query_id, vector, found in zip(query_ids, vectors, method.search_batch(vectors, k + 1), strict=True):
+        others = [int(i) for i in found if int(i) >= 0 and int(i) != query_id and int(i) in label_of][:k]
+        for other in others:
+            distances.append(float(1.0 - corpus.vectors[corpus.rows_of(np.array([other]))[0]] @ vector))
+            positive.append(bool(label_of[other] & label_of[int(query_id)]))
+    threshold, f1 = metrics.best_f1_threshold(distances, positive)
+    return {
+        "threshold.auc": metrics.roc_auc(distances, positive),
+        "threshold.distance": threshold,
+        "threshold.f1": f1,
+        "threshold.pairs": float(len(distances)),
+    }
+
+
 def _query_relevances(corpus: Any, query: np.ndarray, ids: np.ndarray) -> list[float]:
     """cosine(v(X_i), q) for each returned id (0 for padding or an id outside the corpus)."""
     rows = corpus.rows_of(ids)
@@ -314,6 +344,7 @@ def evaluate(
     probes: Sequence[int] | None = None,
     seed: int = 0,
     metric: str = "cosine",
+    threshold: bool = False,
     encoder: Encoder | None = None,
     progress: Progress | None = None,
 ) -> EvalReport:
@@ -321,7 +352,8 @@ def evaluate(
     (DEFAULT_EF_SEARCH), so eval scores what search does. `encoder` (default: the database's model, loaded
     only when external queries or labelled images need text/image encoding) may be injected.
     `probes` (IVF probes / nprobe) defaults to ceil(sqrt(lists)), pgvector's suggested starting point.
-    `metric` (cosine, ip, l2) picks pgvector's operator and Faiss's metric; the truth stays exact cosine."""
+    `metric` (cosine, ip, l2) picks pgvector's operator and Faiss's metric; the truth stays exact cosine.
+    `threshold` adds ROC AUC and the F1-optimal distance threshold over labelled pairs, per method."""
     from vstore.compare.base import BuildOptions, load_corpus
     from vstore.compare.methods import build_method, iter_settings, parse_methods
     from vstore.db.indexes import default_nlist
@@ -357,6 +389,7 @@ def evaluate(
         caption_vectors, caption_images = load_captions(conn, dataset_id, limit, rng)
         image_ids = load_image_ids(conn, dataset_id, corpus.ids, limit, rng)
         labels, labelled_vectors = load_labelled(conn, dataset_id)
+        labelled_ids, id_labels = load_labelled_ids(conn, dataset_id) if threshold else (np.zeros(0), [])
     caption_images_in_corpus = corpus.rows_of(caption_images) >= 0
     caption_vectors, caption_images = (
         caption_vectors[caption_images_in_corpus],
@@ -397,6 +430,8 @@ def evaluate(
         for method in iter_settings(corpus, settings, names, options):
             say(f"evaluating {method.label}")
             scores = score_method(method, corpus, queries, truth, ks, recall_ks)
+            if threshold and len(labelled_ids):
+                scores.update(score_threshold(method, corpus, labelled_ids, id_labels))
             results.append(
                 MethodQuality(
                     method.label, method.name, dict(method.params), dict(method.build_params), scores

@@ -305,3 +305,37 @@ def pair_cosine_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
     cosines = (a * b).sum(axis=1) / norms
     return float(cosines.mean()), float(cosines.max())
+
+
+def roc_auc(distances: Sequence[float], positive: Sequence[bool]) -> float:
+    """ROC AUC of "a smaller distance means a positive pair" (the ImageNet DET study's ROC over angular
+    distance): the probability that a random positive pair is nearer than a random negative one, ties
+    counting one half (the Mann–Whitney statistic). NaN without both kinds of pairs."""
+    d = np.asarray(distances, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    from scipy.stats import rankdata
+
+    ranks = rankdata(d)  # ascending, ties share their mean rank
+    # Mann–Whitney: pairs where the negative is farther than the positive, ties counting one half
+    u = float(ranks[~pos].sum()) - n_neg * (n_neg + 1) / 2.0
+    return u / (n_pos * n_neg)
+
+
+def best_f1_threshold(distances: Sequence[float], positive: Sequence[bool]) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 of "positive when distance <= threshold", over the distances seen
+    (the smallest such threshold on ties of F1). (NaN, NaN) without a positive pair."""
+    d = np.asarray(distances, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    if not pos.any():
+        return math.nan, math.nan
+    best = (math.nan, -1.0)
+    for t in np.unique(d):
+        predicted = d <= t
+        tp = int((predicted & pos).sum())
+        f1 = 2 * tp / (int(predicted.sum()) + int(pos.sum()))
+        if f1 > best[1] + 1e-12:
+            best = (float(t), f1)
+    return best

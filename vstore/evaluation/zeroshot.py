@@ -75,6 +75,17 @@ def load_labelled(conn: psycopg.Connection, dataset_id: int | None) -> tuple[lis
     return [str(r[0]) for r in rows], l2_normalise(vectors)
 
 
+def load_labelled_ids(conn: psycopg.Connection, dataset_id: int | None) -> tuple[np.ndarray, list[str]]:
+    """Ids and labels of the labelled, embedded, ok images (of one dataset, or all), in id order."""
+    rows = conn.execute(
+        "SELECT id, label FROM public.images "
+        "WHERE label IS NOT NULL AND status = 'ok' AND embedding IS NOT NULL "
+        "AND (%(dataset)s::bigint IS NULL OR dataset_id = %(dataset)s::bigint) ORDER BY id",
+        {"dataset": dataset_id},
+    ).fetchall()
+    return np.array([r[0] for r in rows], dtype=np.int64), [str(r[1]) for r in rows]
+
+
 def zero_shot(
     labels: Sequence[str],
     image_vectors: np.ndarray,
