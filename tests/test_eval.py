@@ -299,6 +299,22 @@ def test_threshold_gives_the_hand_computed_roc_auc_and_f1_optimal_distance(setti
         assert got["threshold.auc"] == pytest.approx(88 / 96), quality.method
         assert got["threshold.distance"] == pytest.approx(0.52, abs=1e-5), quality.method
         assert got["threshold.f1"] == pytest.approx(0.8), quality.method
+        assert quality.roc[0] == (0.0, 0.0) and quality.roc[-1] == (1.0, 1.0)
+        # at distance 0.2 four of eight positives and no negative: the curve's first step
+        assert quality.roc[1] == (0.0, 0.5)
+
+
+def test_cli_threshold_prints_the_table_and_writes_the_roc_plot(settings, tmp_path, monkeypatch, capsys):
+    from vstore.cli import main
+
+    insert(settings, np.stack([e(0), e(1), 0.6 * e(0) + 0.8 * e(1), e(2)]), labels=["a", "b", "a|b", "c"])
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    png = tmp_path / "roc.png"
+    args = ["eval", "--methods", "exact-numpy", "--k", "1", "--recall-k", "1", "--threshold", "--roc-plot"]
+    assert main([*args, str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "ROC AUC" in out and "F1-best distance" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_custom_templates_replace_the_defaults_and_need_a_placeholder(settings):

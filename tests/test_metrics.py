@@ -204,3 +204,10 @@ def test_best_f1_threshold_picks_the_distance_with_the_highest_f1():
     threshold, f1 = metrics.best_f1_threshold(distances, positive)
     assert (threshold, f1) == (pytest.approx(0.1), pytest.approx(2 / 3))
     assert metrics.best_f1_threshold([0.2, 0.6], [True, True]) == (pytest.approx(0.6), pytest.approx(1.0))
+
+
+def test_roc_curve_steps_through_each_distance():
+    # positives 0.1, 0.4; negatives 0.3, 0.4: t=0.1 -> (0, 1/2); t=0.3 -> (1/2, 1/2); t=0.4 -> (1, 1).
+    curve = metrics.roc_curve([0.1, 0.4, 0.3, 0.4], [True, True, False, False])
+    assert curve == [(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (1.0, 1.0)]
+    assert metrics.roc_curve([0.1], [True]) == []

@@ -192,6 +192,9 @@ def eval_command(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write precision@k against k to FILE.png.")
     ] = None,
+    roc_plot: Annotated[
+        Path | None, typer.Option("--roc-plot", help="With --threshold: write the ROC curves to FILE.png.")
+    ] = None,
 ) -> None:
     """Measure retrieval quality per search method on this database's own data.
 
@@ -203,7 +206,7 @@ def eval_command(
     Example: vstore eval --json eval.json --plot eval.png"""
     from vstore.db.migrations import require_model
     from vstore.evaluation import metrics
-    from vstore.evaluation.harness import evaluate, parse_ks, plot_precision
+    from vstore.evaluation.harness import evaluate, parse_ks, plot_precision, plot_roc
 
     current = settings(device=device)
     spec = require_model(current)
@@ -231,3 +234,5 @@ def eval_command(
         info(f"wrote {json_file}")
     if plot is not None:
         info(f"wrote {plot_precision(report, plot)}")
+    if roc_plot is not None:
+        info(f"wrote {plot_roc(report, roc_plot)}")

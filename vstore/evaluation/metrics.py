@@ -324,6 +324,21 @@ def roc_auc(distances: Sequence[float], positive: Sequence[bool]) -> float:
     return u / (n_pos * n_neg)
 
 
+def roc_curve(distances: Sequence[float], positive: Sequence[bool]) -> list[tuple[float, float]]:
+    """(false positive rate, true positive rate) of "positive when distance <= t" for t from below the
+    smallest distance to the largest: (0, 0) first, (1, 1) last. [] without both kinds of pairs."""
+    d = np.asarray(distances, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return []
+    points = [(0.0, 0.0)]
+    for t in np.unique(d):
+        predicted = d <= t
+        points.append((int((predicted & ~pos).sum()) / n_neg, int((predicted & pos).sum()) / n_pos))
+    return points
+
+
 def best_f1_threshold(distances: Sequence[float], positive: Sequence[bool]) -> tuple[float, float]:
     """(threshold, F1) maximising F1 of "positive when distance <= threshold", over the distances seen
     (the smallest such threshold on ties of F1). (NaN, NaN) without a positive pair."""
