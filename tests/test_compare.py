@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from vstore.bench.synth import load_synthetic
@@ -19,6 +20,8 @@ ROW_FIELDS = {
     "method",
     "params",
     "recall_at_k",
+    "returned",
+    "recall_by_kind",
     "p50_ms",
     "p95_ms",
     "p99_ms",
@@ -44,8 +47,49 @@ def synthetic(settings):
 def test_exact_methods_have_recall_one(synthetic):
     report = compare(synthetic, k=10, queries=30, methods=list(EXACT_METHODS), repeats=1)
     assert {r.method for r in report.rows} == set(EXACT_METHODS)
-    assert report.meta["query_kinds"] == {"image->image": 15, "text->image": 15}
+    assert report.meta["query_kinds"] == {"stored-image->image": 15, "text->image": 15}
     assert [r.recall_at_k for r in report.rows] == [1.0] * len(EXACT_METHODS)
+    assert all(r.recall_by_kind == {"stored-image->image": 1.0, "text->image": 1.0} for r in report.rows)
+
+
+def test_exact_is_exact_when_the_corpus_holds_fewer_than_k_candidates(settings):
+    # 10 images, k = 10: a stored-image query (its own row dropped) has 9 candidates. Recall divides by
+    # min(k, candidates), so an exact scan scores 1.0 (dividing by k gave 0.95 on this query mix).
+    load_synthetic(settings, 10, captions_per_image=1, seed=3)
+    report = compare(settings, k=10, queries=10, methods=["pgvector-exact", "faiss-flat"], repeats=1)
+    assert report.meta["query_kinds"] == {"stored-image->image": 5, "text->image": 5}
+    assert [(r.recall_at_k, r.returned) for r in report.rows] == [(1.0, 1.0), (1.0, 1.0)]
+
+
+def test_several_k_give_one_row_per_k_and_a_latency_plot(synthetic, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VSTORE_DATABASE_URL", synthetic.database_url)
+    json_file, plot = tmp_path / "rows.json", tmp_path / "latency.png"
+    args = ["compare", "-k", "1,5,20", "--queries", "6", "--repeats", "1", "--methods", "faiss-flat"]
+    assert (
+        main(
+            [*args, "--methods", "pgvector-hnsw", "--ef-search", "10"]
+            + ["--json", str(json_file), "--plot", str(plot)]
+        )
+        == 0
+    )
+    rows = json.loads(json_file.read_text())
+    assert [(r["method"], r["k"]) for r in rows] == [
+        ("faiss-flat", 1),
+        ("faiss-flat", 5),
+        ("faiss-flat", 20),
+        ("pgvector-hnsw", 1),
+        ("pgvector-hnsw", 5),
+        ("pgvector-hnsw", 20),
+    ]
+    # ef_search 10 caps pgvector's HNSW at 10 rows: at k = 20, 10 of 20 rows come back for a text query and
+    # 9 for a stored image (its own row is dropped), and the run says so instead of counting misses.
+    assert [r["returned"] for r in rows[:5]] == [1.0] * 5
+    assert rows[5]["returned"] == pytest.approx((3 * 10 + 3 * 9) / (6 * 20))
+    assert rows[5]["recall_at_k"] <= 0.5
+    assert [r["recall_at_k"] for r in rows[:3]] == [1.0, 1.0, 1.0]
+    table = capsys.readouterr().out
+    assert "* fewer rows came back" in table
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_ann_recall_never_falls_as_the_search_widens(synthetic):
@@ -83,7 +127,8 @@ def test_hnsw_is_measured_even_when_an_ivfflat_index_exists(synthetic):
     options = BuildOptions(ef_sweep=(1,))
     row = compare(synthetic, queries=10, methods=["pgvector-hnsw"], options=options, repeats=1).rows[0]
     # ef_search=1 caps an HNSW scan at one row per query; an IVFFlat or exact plan would return k.
-    assert row.recall_at_k <= 0.1 + 1e-9
+    # A stored image's one row is itself (dropped): 0 of 10 rows; a text query 1 of 10.
+    assert row.recall_at_k <= 0.1 + 1e-9 and row.returned == pytest.approx((5 * 0 + 5 * 1) / (10 * 10))
 
 
 def test_cli_writes_json_rows_with_every_field_and_a_png_plot(synthetic, tmp_path, monkeypatch, capsys):
@@ -125,7 +170,7 @@ def test_cli_writes_json_rows_with_every_field_and_a_png_plot(synthetic, tmp_pat
 
 def test_unknown_method_is_a_usage_error():
     with pytest.raises(Exception, match="unknown method"):
-        parse_methods(["pgvector-hnsw,annoy"])
+        parse_methods(["pgvector-hnsw,scann"])
 
 
 def test_storage_bench_measures_each_variant_and_leaves_no_tables(synthetic):
@@ -166,3 +211,65 @@ def test_cli_bench_synth_fills_a_scratch_dataset(settings, monkeypatch, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["images"] == 50 and report["captions"] == 100 and report["dim"] == 32
     assert main(["bench", "synth", "--rows", "10", "--dim", "512"]) == 1  # not the database's dimension
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_other_metrics_rank_unit_vectors_like_cosine_on_indexes_built_for_the_run(synthetic, metric):
+    # On L2-normalised vectors cosine, inner product and L2 give the same order, so every exact method
+    # scores 1.0 against the cosine truth and a full IVF probe too; the run's own index (matching opclass)
+    # is what the planner used (PgvectorMethod checks EXPLAIN), and it is gone afterwards.
+    options = BuildOptions(nlist=4, ef_sweep=(100,), probe_sweep=(4,), metric=metric)
+    methods = ["pgvector-exact", "pgvector-hnsw", "pgvector-ivfflat", "faiss-flat", "faiss-ivf"]
+    report = compare(synthetic, k=10, queries=20, methods=methods, options=options, repeats=1)
+    recall = {r.method: r.recall_at_k for r in report.rows}
+    assert {m: recall[m] for m in methods if m != "pgvector-hnsw"} == dict.fromkeys(
+        [m for m in methods if m != "pgvector-hnsw"], 1.0
+    )
+    assert recall["pgvector-hnsw"] >= 0.95
+    assert {r.metric for r in report.rows} == {metric} and report.meta["metric"] == metric
+    assert next(r for r in report.rows if r.method == "pgvector-hnsw").build_s is not None  # built for it
+    with connect(synthetic) as conn:
+        assert {i.name for i in indexes.list_indexes(conn) if i.table == "images"} == {
+            "images_embedding_hnsw"
+        }
+
+
+def test_pgvector_distances_under_every_metric_are_cosine_distances(synthetic):
+    from vstore.compare.base import load_corpus
+    from vstore.compare.methods import build_method
+
+    corpus = load_corpus(synthetic, "images")
+    query = corpus.vectors[7]
+    expected = np.sort(1.0 - corpus.vectors @ query)[:5]
+    for metric in ("cosine", "ip", "l2"):
+        method = build_method("pgvector-exact", corpus, synthetic, BuildOptions(metric=metric))
+        try:
+            method.configure()
+            _, distances = method.search(query, 5)
+        finally:
+            method.close()
+        assert distances == pytest.approx(expected, abs=1e-5), metric
+    with pytest.raises(ConfigError, match="unknown --metric"):
+        build_method("pgvector-exact", corpus, synthetic, BuildOptions(metric="hamming"))
+
+
+def test_annoy_is_measured_with_its_file_size_and_load_time_and_full_search_is_exact(synthetic):
+    pytest.importorskip("annoy", reason="the annoy method is in the optional bench extra")
+    report = compare(synthetic, k=10, queries=20, methods=["annoy"], repeats=1)
+    rows = report.rows
+    assert [r.params for r in rows] == [{"search_k": s} for s in (100, 500, 2000, 10000)]
+    recalls = [r.recall_at_k for r in rows]
+    assert recalls == sorted(recalls)  # more nodes inspected, never worse
+    # search_k 10000 > 400 items x 10 trees' leaves: every item is inspected, so the answer is exact.
+    assert recalls[-1] == 1.0
+    # An Annoy file holds the 400 vectors (32 float32 each) plus the trees' nodes.
+    assert rows[0].size_bytes > 400 * 32 * 4 and rows[0].build_s is not None
+    assert rows[0].build_params["n_trees"] == 10 and rows[0].build_params["load_ms"] >= 0
+
+
+def test_annoy_missing_gives_a_clear_error(synthetic, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "annoy", None)  # as if the bench extra were not installed
+    with pytest.raises(ConfigError, match=r"vstore\[bench\]"):
+        compare(synthetic, k=10, queries=4, methods=["annoy"], repeats=1)

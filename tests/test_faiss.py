@@ -95,6 +95,10 @@ def test_cli_search_text_encodes_with_the_database_model(settings, tmp_path, gap
     assert main(["faiss", "search", "a red square", "-k", "3", "--json"]) == 0
     hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(hits) == 3 and {h["id"] for h in hits} <= set(gappy_ids)
+    assert main(["faiss", "search", "a red square", "-k", "3"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["#", "id", "distance", "path"] and len(table) == 4
+    assert table[1].split()[1] == str(hits[0]["id"]) and table[1].split()[3].startswith("/data/")
 
 
 # -- issue 10, item 9: a side index knows which database and which rows it was built from ---------------

@@ -106,6 +106,7 @@ def test_cli_index_commands_round_trip(monkeypatch, capsys, settings):
     assert main(["index", "status"]) == 0
     out = capsys.readouterr().out
     assert "ivfflat" not in out and "m=16, ef_construction=64" in out
+    assert out.splitlines()[0].split() == ["table", "type", "parameters", "size", "name"]
     assert main(["index", "create", "--type", "hnsw", "--lists", "3"]) == 2
     assert main(["index", "drop", "--type", "ivfflat"]) == 1
 

@@ -45,6 +45,23 @@ def test_cli_exit_code_is_0_and_summary_on_stderr_when_all_is_well(settings, tmp
     assert "4 added" in captured.err and "1 images without captions" in captured.err
 
 
+def test_cli_stderr_to_a_file_gets_one_notice_each_and_no_library_noise(
+    settings, tmp_path, monkeypatch, capfd
+):
+    # stderr here is not a terminal: no progress redraws ('\r'), one random-weights notice, no bare
+    # "warnings.warn(" line from PIL (the palette image with transparency triggers one), no Faiss chatter.
+    _env(monkeypatch, settings)
+    imagegen.make_odd_images(tmp_path / "odd")
+    assert main(["ingest", str(tmp_path / "odd"), "--workers", "1", "--batch-size", "4"]) == 0
+    assert main(["eval", "--methods", "faiss-ivf,faiss-ivfpq", "--k", "1", "--recall-k", "1"]) == 0
+    err = capfd.readouterr().err
+    assert "\r" not in err
+    assert err.count("has random weights") == 2  # once per command: ingest, eval
+    assert "warnings.warn" not in err and "Warning" not in err
+    assert "WARNING clustering" not in err
+    assert "s rebuilding indexes" in err
+
+
 def test_cli_refuses_another_model_with_a_clear_message(settings, tmp_path, monkeypatch, capsys):
     _env(monkeypatch, settings)
     imagegen.save_jpeg(tmp_path / "d" / "a.jpg", 0)

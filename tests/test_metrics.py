@@ -75,39 +75,70 @@ def test_dcg_uses_exponential_gain_and_log2_discount():
     assert metrics.dcg_at_k(rels, 1) == pytest.approx(1.0)
 
 
-def test_ndcg_is_one_for_the_ideal_order_and_less_for_a_worse_one():
-    ideal = [0.9, 0.8, 0.3]
-    assert metrics.ndcg_at_k([1, 2, 3], [0.9, 0.8, 0.3], ideal, 3) == pytest.approx(1.0)
-    swapped = metrics.ndcg_at_k([2, 1, 3], [0.8, 0.9, 0.3], ideal, 3)
-    idcg = (2**0.9 - 1) / 1 + (2**0.8 - 1) / math.log2(3) + (2**0.3 - 1) / 2
-    dcg = (2**0.8 - 1) / 1 + (2**0.9 - 1) / math.log2(3) + (2**0.3 - 1) / 2
-    assert swapped == pytest.approx(dcg / idcg)
-    assert swapped < 1.0
+def test_ndcg_scores_relevance_to_the_exact_top1_as_the_coco_study_defines_it():
+    # Hand-made 2-d vectors: Y = the exact top-1 (id 1, along x); rel = cosine to Y, not to the query.
+    vectors = {1: (1.0, 0.0), 2: (0.6, 0.8), 3: (0.0, 1.0), 4: (-0.6, 0.8)}
+    rel = {i: v[0] for i, v in vectors.items()}  # cosine with (1, 0): 1.0, 0.6, 0.0, -0.6
+    exact = [1, 2, 3]  # the exact top 3 for the query
+    idcg = (2**1.0 - 1) / 1 + (2**0.6 - 1) / math.log2(3) + 0.0
+    assert metrics.ndcg_at_k([1, 2, 3], exact, rel, 3) == pytest.approx(1.0)
+    # A method that returns 2, 1, 4: DCG = (2^0.6-1)/1 + (2^1-1)/log2(3) + 0 (negative cosine clipped).
+    dcg = (2**0.6 - 1) + 1 / math.log2(3)
+    assert metrics.ndcg_at_k([2, 1, 4], exact, rel, 3) == pytest.approx(dcg / idcg)
+    assert metrics.ndcg_at_k([2, 1, 4], exact, rel, 3) == pytest.approx(0.8651, abs=1e-4)  # 1.14665 / 1.32538
+    # The query-relevance variant scores the same list differently: it is not the research's figure.
+    assert metrics.query_ndcg_at_k([2, 1, 4], [0.6, 1.0, -0.6], [1.0, 0.6, 0.0], 3) != pytest.approx(
+        metrics.ndcg_at_k([2, 1, 4], exact, {1: 0.5, 2: 0.9, 3: 0.1, 4: 0.0}, 3)
+    )
+
+
+def test_ndcg_ideal_is_the_exact_list_in_exact_order_and_is_not_capped():
+    # The exact top 2 for the query are 1 then 3; item 2 sits nearer Y than 3 does: a method returning
+    # 1, 2 beats the exact list against Y, and the figure says so instead of being cut to 1.0.
+    rel = {1: 1.0, 2: 0.9, 3: 0.5}
+    expected = (1 + (2**0.9 - 1) / math.log2(3)) / (1 + (2**0.5 - 1) / math.log2(3))
+    assert metrics.ndcg_at_k([1, 2], [1, 3], rel, 2) == pytest.approx(expected)
+    assert expected > 1.0
 
 
 def test_ndcg_of_a_short_list_counts_missing_slots_as_zero_gain():
-    ideal = [0.9, 0.8]
-    expected = (2**0.9 - 1) / ((2**0.9 - 1) + (2**0.8 - 1) / math.log2(3))
-    assert metrics.ndcg_at_k([1], [0.9], ideal, 2) == pytest.approx(expected)
-    assert metrics.ndcg_at_k([], [], ideal, 2) == 0.0
+    rel = {1: 1.0, 2: 0.8}
+    expected = 1.0 / (1.0 + (2**0.8 - 1) / math.log2(3))
+    assert metrics.ndcg_at_k([1], [1, 2], rel, 2) == pytest.approx(expected)
+    assert metrics.ndcg_at_k([1, -1], [1, 2], rel, 2) == pytest.approx(expected)
+    assert metrics.ndcg_at_k([], [1, 2], rel, 2) == 0.0
 
 
 def test_ndcg_gives_a_repeated_id_no_gain_so_repeating_the_best_cannot_win():
-    ideal = [0.9, 0.8]
-    repeated = metrics.ndcg_at_k([1, 1], {1: 0.9}, ideal, 2)
-    assert repeated == pytest.approx((2**0.9 - 1) / ((2**0.9 - 1) + (2**0.8 - 1) / math.log2(3)))
-    assert repeated < 1.0
+    rel = {1: 1.0, 2: 0.8}
+    repeated = metrics.ndcg_at_k([1, 1], [1, 2], rel, 2)
+    assert repeated == pytest.approx(1.0 / (1.0 + (2**0.8 - 1) / math.log2(3)))
 
 
-def test_ndcg_with_ties_in_relevance_is_one_whichever_tied_item_comes_first():
-    assert metrics.ndcg_at_k([2, 1], [0.5, 0.5], [0.5, 0.5], 2) == pytest.approx(1.0)
-
-
-def test_ndcg_clips_negative_cosines_and_is_one_when_there_is_nothing_to_find():
-    assert metrics.gain(-0.4) == 0.0
-    assert metrics.ndcg_at_k([1, 2], [-0.1, -0.2], [-0.1, -0.2], 2) == 1.0
-    assert metrics.mean_ndcg_at_k([[1], [2]], [[0.5], [0.0]], [[0.5], [0.5]], 1) == pytest.approx(0.5)
+def test_mean_ndcg_skips_queries_with_nothing_to_normalise_by():
+    rel = {1: 1.0, 2: 0.0}
+    assert metrics.ndcg_at_k([2], [], rel, 1) != metrics.ndcg_at_k([2], [], rel, 1)  # NaN
+    assert metrics.mean_ndcg_at_k([[1], [2]], [[1], [1]], [rel, rel], 1) == pytest.approx(0.5)
     assert math.isnan(metrics.mean_ndcg_at_k([], [], [], 3))
+
+
+def test_query_ndcg_is_one_for_the_ideal_order_and_clips_negative_cosines():
+    ideal = [0.9, 0.8, 0.3]
+    assert metrics.query_ndcg_at_k([1, 2, 3], [0.9, 0.8, 0.3], ideal, 3) == pytest.approx(1.0)
+    swapped = metrics.query_ndcg_at_k([2, 1, 3], [0.8, 0.9, 0.3], ideal, 3)
+    idcg = (2**0.9 - 1) / 1 + (2**0.8 - 1) / math.log2(3) + (2**0.3 - 1) / 2
+    dcg = (2**0.8 - 1) / 1 + (2**0.9 - 1) / math.log2(3) + (2**0.3 - 1) / 2
+    assert swapped == pytest.approx(dcg / idcg)
+    assert metrics.gain(-0.4) == 0.0
+    assert metrics.query_ndcg_at_k([1, 2], [-0.1, -0.2], [-0.1, -0.2], 2) == 1.0
+
+
+def test_returned_share_counts_rows_against_what_could_come_back():
+    # k = 4 over a corpus of 3: a full answer has 3 rows; padding (-1) is not a row.
+    assert metrics.returned_share([[5, 6, 7, -1], [5, -1, -1, -1]], 4, available=3) == pytest.approx(
+        (1.0 + 1 / 3) / 2
+    )
+    assert metrics.returned_share([[5, 6]], 2, available=100) == 1.0
 
 
 def test_tied_ids_accepts_every_id_as_near_as_the_best():
@@ -125,13 +156,22 @@ def test_top_k_accuracy_counts_true_class_within_the_k_best():
     assert metrics.top_k_accuracy(scores, labels, 5) == pytest.approx(1.0)
 
 
-def test_top_k_accuracy_gives_tied_classes_the_expected_credit_not_a_free_hit():
-    # All four classes score the same: random tie-breaking finds the true one in top 1 a quarter of the time.
-    assert metrics.top_k_accuracy(np.zeros((2, 4)), [0, 3], 1) == pytest.approx(0.25)
-    assert metrics.top_k_accuracy(np.zeros((2, 4)), [0, 3], 2) == pytest.approx(0.5)
-    # One class strictly better, the true class tied with one other for places 2-3: top-2 credit 1/2.
-    assert metrics.top_k_accuracy(np.array([[0.9, 0.5, 0.5]]), [1], 2) == pytest.approx(0.5)
+def test_top_k_accuracy_uses_plain_ranks_with_ties_broken_by_class_order():
+    # All four classes score the same: the stable order puts class 0 first, so only item 0 is a top-1 hit.
+    assert metrics.top_k_accuracy(np.zeros((2, 4)), [0, 3], 1) == pytest.approx(0.5)
+    assert metrics.top_k_accuracy(np.zeros((2, 4)), [0, 3], 3) == pytest.approx(0.5)
+    assert metrics.top_k_accuracy(np.zeros((2, 4)), [0, 3], 4) == pytest.approx(1.0)
     assert math.isnan(metrics.top_k_accuracy(np.zeros((0, 3)), [], 1))
+
+
+def test_top_k_accuracy_with_several_labels_counts_any_of_them():
+    scores = np.array([[0.1, 0.9, 0.5, 0.0], [0.8, 0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.9]])
+    # item 0: labels {0, 2}; ranks of 0 and 2 are 3 and 2. item 1: {3} rank 2. item 2: {2, 3}: 3 is first.
+    labels = [{0, 2}, {3}, {2, 3}]
+    assert metrics.top_k_accuracy(scores, labels, 1) == pytest.approx(1 / 3)
+    assert metrics.top_k_accuracy(scores, labels, 2) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        metrics.top_k_accuracy(scores, [{0}, set(), {1}], 1)
 
 
 def test_pair_cosine_stats_gives_mean_and_max_of_matched_rows():
@@ -143,3 +183,31 @@ def test_pair_cosine_stats_gives_mean_and_max_of_matched_rows():
 def test_k_below_one_is_refused():
     with pytest.raises(ValueError):
         metrics.precision_at_k([[1]], [1], 0)
+
+
+def test_roc_auc_is_the_share_of_positive_negative_pairs_ranked_right():
+    # positives at 0.1, 0.4; negatives at 0.3, 0.5, 0.4. Pairs (pos, neg) nearer-positive: 0.1 beats all 3;
+    # 0.4 beats 0.5, ties 0.4 (half), loses to 0.3: (3 + 1.5) / 6 = 0.75.
+    distances = [0.1, 0.4, 0.3, 0.5, 0.4]
+    positive = [True, True, False, False, False]
+    assert metrics.roc_auc(distances, positive) == pytest.approx(0.75)
+    assert metrics.roc_auc([0.1, 0.2], [True, False]) == 1.0
+    assert metrics.roc_auc([0.1, 0.2], [False, True]) == 0.0
+    assert math.isnan(metrics.roc_auc([0.1], [True]))
+
+
+def test_best_f1_threshold_picks_the_distance_with_the_highest_f1():
+    # thresholds: 0.1 -> tp 1, predicted 1, F1 2/3; 0.3 -> tp 1, predicted 2: 2*1/(2+2) = 0.5;
+    # 0.4 -> tp 2, predicted 4: 4/6 = 0.667 (not above 2/3: the smaller threshold is kept); 0.5 -> 4/7.
+    distances = [0.1, 0.4, 0.3, 0.5, 0.4]
+    positive = [True, True, False, False, False]
+    threshold, f1 = metrics.best_f1_threshold(distances, positive)
+    assert (threshold, f1) == (pytest.approx(0.1), pytest.approx(2 / 3))
+    assert metrics.best_f1_threshold([0.2, 0.6], [True, True]) == (pytest.approx(0.6), pytest.approx(1.0))
+
+
+def test_roc_curve_steps_through_each_distance():
+    # positives 0.1, 0.4; negatives 0.3, 0.4: t=0.1 -> (0, 1/2); t=0.3 -> (1/2, 1/2); t=0.4 -> (1, 1).
+    curve = metrics.roc_curve([0.1, 0.4, 0.3, 0.4], [True, True, False, False])
+    assert curve == [(0.0, 0.0), (0.0, 0.5), (0.5, 0.5), (1.0, 1.0)]
+    assert metrics.roc_curve([0.1], [True]) == []

@@ -123,12 +123,18 @@ def test_like_returns_the_nearest_other_image(settings, corpus):
     assert [h.id for h in hits] == expected
 
 
-def test_stored_image_is_its_own_nearest_neighbour(settings, corpus):
+def test_search_vector_ranks_hand_made_images_by_cosine_distance(settings):
+    # Known answer, not a stored vector searched for itself: images e0, 0.6 e0 + 0.8 e1, 0.8 e0 + 0.6 e2,
+    # e3; the query e0 + e1 (normalised) has cosines 0.7071, 0.9899, 0.5657, 0 with them.
+    e = np.eye(DIM, dtype=np.float32)
+    images = np.stack([e[0], 0.6 * e[0] + 0.8 * e[1], 0.8 * e[0] + 0.6 * e[2], e[3]])
+    with connection(settings) as conn:
+        ids = add_dataset(conn, "hand", images)
     with Store(settings) as store:
-        for row in (0, 99, 250):
-            hits = store.search_vector(corpus["vectors"][row], k=1)
-            assert hits[0].id == corpus["ids"][row]
-            assert hits[0].distance == pytest.approx(0.0, abs=1e-5)
+        hits = store.search_vector(_unit(e[0] + e[1]), k=4)
+    assert [h.id for h in hits] == [ids[1], ids[0], ids[2], ids[3]]
+    expected = [1 - 1.4 / 2**0.5, 1 - 1 / 2**0.5, 1 - 0.8 / 2**0.5, 1.0]
+    assert [h.distance for h in hits] == pytest.approx(expected, abs=1e-5)
 
 
 def test_text_to_text_returns_the_nearest_caption(settings, corpus):
@@ -177,6 +183,20 @@ def test_filter_matching_five_percent_of_rows_still_returns_k_rows(settings):
     assert len(set(h.id for h in hits) & set(expected)) >= 27  # approximate, but nearly all
 
 
+def test_an_unknown_split_is_an_error_that_lists_the_splits(settings, corpus, monkeypatch, capsys):
+    from vstore.cli import main
+
+    with Store(settings) as store:
+        assert len(store.search_vector(corpus["vectors"][0], k=3, split="val")) == 3
+        with pytest.raises(NotFound, match="no split named 'val2017'; the splits are: train, val"):
+            store.search_vector(corpus["vectors"][0], split="val2017")
+        with pytest.raises(NotFound, match="no split named 'test' in that dataset"):
+            store.search_vector(corpus["vectors"][0], split="test", dataset="photos", target="captions")
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    assert main(["search", "--like", str(corpus["ids"][0]), "--split", "val2017"]) == 1
+    assert "Error: there is no split named 'val2017'" in capsys.readouterr().err
+
+
 def test_dataset_filter_returns_only_that_dataset(settings):
     vectors = synth_vectors(200, DIM, seed=4)
     with connection(settings) as conn:
@@ -212,8 +232,8 @@ def test_embed_text_prefills_the_cache_and_reports_new_texts(settings):
 def test_text_with_quotes_and_semicolons_is_inert(settings, corpus):
     nasty = 'x\'); DROP TABLE images; -- "quoted" $$ \\ ;'
     with Store(settings, encoder=FakeEncoder({nasty: corpus["vectors"][0]}, {})) as store:
-        hits = store.search_text(nasty, k=1, split="val'; DELETE FROM images; --")
-        assert hits == []  # no image has that split
+        with pytest.raises(NotFound, match="no split named"):  # no image has that split
+            store.search_text(nasty, k=1, split="val'; DELETE FROM images; --")
         assert store.counts()["images"] == 300
     with psycopg.connect(settings.database_url) as conn:
         assert conn.execute("SELECT text FROM text_queries").fetchall() == [(nasty,)]
@@ -288,7 +308,9 @@ def test_cli_text_search_on_captions_caches_the_text(monkeypatch, capsys, settin
 def test_cli_table_shows_paths_and_scores(monkeypatch, capsys, settings, corpus):
     assert _cli(monkeypatch, settings, "search", "--like", str(corpus["ids"][4]), "-k", "2") == 0
     out = capsys.readouterr().out
-    assert "distance" in out and "img/" in out
+    # One rule for paths: every vstore output shows the absolute path (the dataset root joined in).
+    assert out.splitlines()[0].split() == ["#", "distance", "similarity", "id", "path"]
+    assert f"{ROOT}/img/" in out
 
 
 def test_cli_rejects_two_queries_with_exit_code_2(monkeypatch, capsys, settings, corpus, tmp_path: Path):

@@ -32,6 +32,23 @@ def test_coco_finds_all_splits_and_respects_split_choice(tmp_path):
         open_source(tmp_path, splits=["test2017"])
 
 
+def test_coco_instance_categories_become_the_images_labels(tmp_path):
+    imagegen.make_coco(tmp_path, "val2017", n=3, first_id=10)
+    instances = {
+        "images": [{"id": i, "file_name": f"{i:012d}.jpg"} for i in (10, 11, 12)],
+        "categories": [{"id": 1, "name": "dog"}, {"id": 2, "name": "cat"}, {"id": 3, "name": "frisbee"}],
+        "annotations": [
+            {"id": 1, "image_id": 10, "category_id": 1},
+            {"id": 2, "image_id": 10, "category_id": 2},
+            {"id": 3, "image_id": 10, "category_id": 1},  # a second dog: one label
+            {"id": 4, "image_id": 11, "category_id": 3},
+        ],
+    }
+    (tmp_path / "annotations" / "instances_val2017.json").write_text(json.dumps(instances))
+    labels = {r.source_id: r.label for r in open_source(tmp_path).records()}
+    assert labels == {"10": "cat|dog", "11": "frisbee", "12": None}
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

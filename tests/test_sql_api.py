@@ -48,14 +48,19 @@ def _nearest(vectors: np.ndarray, q: np.ndarray, k: int) -> list[int]:
     return list(np.argsort(1.0 - vectors @ q, kind="stable")[:k])
 
 
-def test_search_images_returns_a_stored_image_first_for_its_own_vector(db):
+def test_search_images_returns_the_brute_force_nearest_with_their_distances(db):
+    # Not a stored vector searched for itself (that passes whatever the ranking): the mean of two stored
+    # images, whose 3 nearest and their cosine distances are computed here with numpy.
     conn, data = db
-    rows = conn.execute(
-        "SELECT id, path, distance FROM vstore.search_images(%s, 3)", (data["images"][10],)
-    ).fetchall()
-    assert rows[0][:2] == (data["image_ids"][10], "010.jpg")
-    assert rows[0][2] == pytest.approx(0.0, abs=1e-5)
-    assert len(rows) == 3
+    images = data["images"]
+    q = images[10] + images[11]
+    q = (q / np.linalg.norm(q)).astype(np.float32)
+    nearest = _nearest(images, q, 3)
+    conn.execute("SET hnsw.ef_search = 200")
+    rows = conn.execute("SELECT id, path, distance FROM vstore.search_images(%s, 3)", (q,)).fetchall()
+    assert [r[0] for r in rows] == [data["image_ids"][i] for i in nearest]
+    assert [r[1] for r in rows] == [f"{i:03d}.jpg" for i in nearest]
+    assert [r[2] for r in rows] == pytest.approx([float(1 - images[i] @ q) for i in nearest], abs=1e-5)
 
 
 def test_search_captions_returns_the_nearest_caption(db):

@@ -9,6 +9,7 @@ The public Python API; the CLI is a thin layer over it. Names are imported on fi
     report = ingest(settings, "coco/")
     with Store(settings) as store:
         hits = store.search_text("a dog on a skateboard", k=5)
+        hits = store.search_terms(parse_terms(["2:a cat"], plus=["beach.jpg"], minus=["snow"]))
 
 The commands' entry points live in their wings: vstore.ingest.ingest, vstore.compare.export.export,
 vstore.compare.harness.compare, vstore.evaluation.harness.evaluate, vstore.train.finetune.finetune,
@@ -35,6 +36,8 @@ _EXPORTS = {
     "Store": "vstore.search.store",
     "ImageHit": "vstore.search.store",
     "CaptionHit": "vstore.search.store",
+    "QueryTerm": "vstore.search.arithmetic",
+    "parse_terms": "vstore.search.arithmetic",
     "ExportReport": "vstore.compare.export",
     "build_side_index": "vstore.compare.side_index",
     "SideIndex": "vstore.compare.side_index",

@@ -8,6 +8,7 @@ import sys
 import typer
 
 # Importing a command module registers its commands on `app`.
+from vstore.cli import bench as _bench  # noqa: F401
 from vstore.cli import compare as _compare  # noqa: F401
 from vstore.cli import datasets as _datasets  # noqa: F401
 from vstore.cli import db as _db  # noqa: F401

@@ -13,6 +13,25 @@ import typer
 
 from vstore.config import Settings
 
+
+def _hide_flag_types() -> None:
+    """Flags take no value, so the help must not show one: typer 0.2x prints `<bool>` beside every flag
+    (--json, --exact, --help). Show types only for options that take a value."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "hides_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else original(self, ctx)
+
+    display_type_rich.hides_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
 app = typer.Typer(
     name="vstore",
     help="Multimodal (CLIP) vector store on PostgreSQL + pgvector: ingest images and captions, search them "
@@ -52,3 +71,8 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
+
+
+def warn_random_weights(model_label: str) -> None:
+    """The one notice, in one wording, for every command that meets a random-weight database."""
+    warn(f"{model_label} has random weights: results measure the pipeline, not a model.")

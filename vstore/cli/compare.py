@@ -9,14 +9,16 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, print_json, settings, warn
+from vstore.cli.app import app, info, print_json, settings, warn, warn_random_weights
 from vstore.errors import ConfigError
 
 faiss_app = typer.Typer(
     help="The Faiss side index: build it from an export or the database, search it.", no_args_is_help=True
 )
 app.add_typer(faiss_app, name="faiss")
-bench_app = typer.Typer(help="Benchmark helpers: synthetic data at scale.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmark helpers: synthetic data at scale, embedding models.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout, nothing else.")]
@@ -156,7 +158,7 @@ def faiss_search(
                 "Pass --rebuild (or run `vstore faiss build`) to bring it up to date."
             )
         if model.random_weights:
-            warn(f"this database was embedded with random weights ({model.label}): results are meaningless")
+            warn_random_weights(model.label)
         if text is not None:
             vector = store.embed_text([text])[0]
         elif image is not None:
@@ -170,14 +172,24 @@ def faiss_search(
         for row in rows:
             print_json(row)
         return
+    what_header = "path" if side.manifest.table == "images" else "caption"
+    typer.echo(f"{'#':>3}  {'id':>10}  {'distance':>8}  {what_header}")
     for rank, row in enumerate(rows, start=1):
         what = row.get("path") or row.get("text") or "(no longer in the database)"
-        typer.echo(f"{rank:>3}  {row['id']:>10}  {row['distance']:.4f}  {what}")
+        typer.echo(f"{rank:>3}  {row['id']:>10}  {row['distance']:8.4f}  {what}")
 
 
 @app.command()
 def compare(
-    k: Annotated[int, typer.Option("-k", help="Neighbours per query; recall is recall@k.")] = 10,
+    k: Annotated[
+        str,
+        typer.Option(
+            "-k",
+            metavar="K[,K...]",
+            help="Neighbours per query; recall is recall@k. Several (-k 1,5,10,50,100) measure each "
+            "method at each k in one run, and --plot then draws p50 latency against k.",
+        ),
+    ] = "10",
     queries: Annotated[
         int, typer.Option(help="Query count: half captions (text->image), half held-out images.")
     ] = 200,
@@ -198,6 +210,13 @@ def compare(
     ef_construction: Annotated[
         int | None, typer.Option(help="HNSW efConstruction (default: pgvector's).")
     ] = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="Distance: cosine (<=>), ip (<#>) or l2 (<->), with a pgvector index of the matching "
+            "operator class built for the run, and the same Faiss metric (ip for cosine)."
+        ),
+    ] = "cosine",
     threads: Annotated[int, typer.Option(help="Search threads for Faiss/numpy/sklearn (pgvector: 1).")] = 1,
     build_threads: Annotated[int, typer.Option(help="Processes/threads for index builds, both engines.")] = 2,
     repeats: Annotated[int, typer.Option(help="Timed passes over the queries; latencies are medians.")] = 3,
@@ -210,13 +229,17 @@ def compare(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Write the rows (a JSON list) here.")
     ] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write a recall-vs-QPS PNG here.")] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write a PNG here: recall against QPS, or p50 latency against k for several -k."),
+    ] = None,
 ) -> None:
     """pgvector (exact, HNSW, IVFFlat) against Faiss (Flat, IVF, HNSW, IVF-PQ) and sklearn on the same
     queries: recall@k, latency percentiles, QPS, build time and size per method and setting."""
     from vstore.compare.base import EF_SWEEP, PROBE_SWEEP, BuildOptions
     from vstore.compare.harness import compare as run_compare
     from vstore.compare.harness import format_table
+    from vstore.db.indexes import check_metric
 
     options = BuildOptions(
         m=m,
@@ -226,12 +249,14 @@ def compare(
         build_threads=build_threads,
         keep_ivfflat=keep_ivfflat,
         rebuild_hnsw=rebuild_hnsw,
+        metric=check_metric(metric),
         ef_sweep=_ints(ef_search, "--ef-search") or EF_SWEEP,
         probe_sweep=_ints(probes, "--probes") or PROBE_SWEEP,
     )
+    ks = _ints(k, "-k") or (10,)
     report = run_compare(
         settings(),
-        k=k,
+        k=ks,
         queries=queries,
         seed=seed,
         target=target,
@@ -243,7 +268,7 @@ def compare(
     typer.echo(format_table(report.rows))
     info(
         f"{report.meta['rows']} {target}, {report.meta['queries']} queries {report.meta['query_kinds']}, "
-        f"k={k}, {threads} search thread(s) on {report.meta['cpu_count']} cores"
+        f"k={k}, metric {metric}, {threads} search thread(s) on {report.meta['cpu_count']} cores"
     )
     if json_file:
         json_file.write_text(json.dumps(report.to_json(), indent=1) + "\n")
@@ -251,9 +276,13 @@ def compare(
         meta_file.write_text(json.dumps(report.meta, indent=1) + "\n")
         info(f"rows -> {json_file}, machine and run details -> {meta_file}")
     if plot:
-        from vstore.compare.plots import plot_recall_qps
+        from vstore.compare.plots import plot_latency_k, plot_recall_qps
 
-        plot_recall_qps(report.rows, plot, title=f"{report.meta['rows']} {target}, k={k}")
+        title = f"{report.meta['rows']} {target}, k={k}"
+        if len(ks) > 1:
+            plot_latency_k(report.rows, plot, title=title)
+        else:
+            plot_recall_qps(report.rows, plot, title=title)
         info(f"plot -> {plot}")
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, db_app, info, print_json, settings
+from vstore.cli.app import app, db_app, info, print_json, settings, warn_random_weights
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
@@ -34,7 +34,7 @@ def init(
     else:
         info(f"database ready for {spec.label} (dim {spec.dim})")
         if spec.random_weights:
-            info("warning: random weights: search results will be meaningless (fine for pipeline tests).")
+            warn_random_weights(spec.label)
 
 
 @db_app.command("start")

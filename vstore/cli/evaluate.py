@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, settings, warn
+from vstore.cli.app import app, info, settings, warn_random_weights
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -34,30 +34,78 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
     return [title, line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), ""]
 
 
-def render(report) -> str:  # report: vstore.evaluate.EvalReport
+def _cell(metrics: dict[str, float], key: str, name: str, k: int) -> str:
+    """A figure, with '*' when the method returned fewer rows than it could (see the footnote)."""
+    text = _fmt(metrics.get(f"{key}.{name}@{k}"))
+    returned = metrics.get(f"{key}.returned@{k}")
+    if name == "recall" and returned is not None and returned < 1.0:
+        text += "*"
+    return text
+
+
+TRUNCATED_NOTE = (
+    "* the method returned fewer than K rows for some queries (IVF probes too few lists); "
+    "--json gives the share as <kind>.returned@K"
+)
+
+
+def render(report) -> str:  # report: vstore.evaluation.harness.EvalReport
     out: list[str] = []
     blocks = [
         (
             "caption_image",
-            f"caption -> image ({report.caption_queries} queries)",
-            [("precision", report.ks, "P"), ("recall", report.recall_ks, "R")],
+            f"caption -> image ({report.caption_queries} queries; NDCG relevance: cosine to the exact top-1)",
+            [("precision", report.ks, "P"), ("ndcg", report.ks, "NDCG"), ("recall", report.recall_ks, "R")],
         ),
-        ("image_image", f"image -> image ({report.image_queries} queries)", [("precision", report.ks, "P")]),
+        (
+            "image_caption",
+            f"image -> caption ({report.image_caption_queries} queries; all of an image's captions relevant)",
+            [("recall", report.recall_ks, "R")],
+        ),
+        (
+            "image_image",
+            f"image -> image ({report.image_queries} stored images as queries; truth: the image itself)",
+            [("precision", report.ks, "P")],
+        ),
         (
             "external",
             f"external queries ({report.external_queries}; truth: exact top-1)",
-            [("precision", report.ks, "P"), ("ndcg", report.ks, "NDCG")],
+            [
+                ("precision", report.ks, "P"),
+                ("ndcg", report.ks, "NDCG"),
+                ("query_ndcg", report.ks, "qNDCG"),
+            ],
         ),
     ]
+    truncated = False
     for key, title, columns in blocks:
         if not any(f"{key}.{columns[0][0]}@{columns[0][1][0]}" in m.metrics for m in report.methods):
             continue
         header = ["method"] + [f"{short}@{k}" for _, ks, short in columns for k in ks]
         rows = [
-            [m.method] + [_fmt(m.metrics.get(f"{key}.{name}@{k}")) for name, ks, _ in columns for k in ks]
+            [m.method] + [_cell(m.metrics, key, name, k) for name, ks, _ in columns for k in ks]
             for m in report.methods
         ]
+        truncated = truncated or any(cell.endswith("*") for row in rows for cell in row[1:])
         out += _table(title, header, rows)
+    if truncated:
+        out += [TRUNCATED_NOTE, ""]
+    if any("threshold.auc" in m.metrics for m in report.methods):
+        rows = [
+            [
+                m.method,
+                _fmt(m.metrics.get("threshold.auc")),
+                _fmt(m.metrics.get("threshold.distance")),
+                _fmt(m.metrics.get("threshold.f1")),
+                f"{m.metrics.get('threshold.pairs', 0):.0f}",
+            ]
+            for m in report.methods
+        ]
+        out += _table(
+            "threshold (pairs among each labelled image's 10 nearest; positive = a shared label)",
+            ["method", "ROC AUC", "F1-best distance", "F1", "pairs"],
+            rows,
+        )
     if report.zero_shot:
         first = report.zero_shot[0]
         rows = [[repr(z.template), _fmt(z.top1), _fmt(z.top5)] for z in report.zero_shot]
@@ -125,6 +173,17 @@ def eval_command(
         typer.Option("--probes", help="IVF probes/nprobe settings, comma-separated (default: sqrt(lists))."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query sample.")] = 0,
+    metric: Annotated[
+        str, typer.Option(help="Distance for pgvector and Faiss: cosine (<=>), ip (<#>) or l2 (<->).")
+    ] = "cosine",
+    threshold: Annotated[
+        bool,
+        typer.Option(
+            "--threshold",
+            help="For labelled images: ROC AUC and the F1-optimal cosine-distance threshold per method, "
+            "over the pairs among each image's 10 nearest (positive = a shared label).",
+        ),
+    ] = False,
     device: Annotated[
         str | None, typer.Option(help="Encoder device for external queries: auto, cpu, cuda.")
     ] = None,
@@ -134,24 +193,26 @@ def eval_command(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write precision@k against k to FILE.png.")
     ] = None,
+    roc_plot: Annotated[
+        Path | None, typer.Option("--roc-plot", help="With --threshold: write the ROC curves to FILE.png.")
+    ] = None,
 ) -> None:
     """Measure retrieval quality per search method on this database's own data.
 
-    caption->image precision@k (truth: the caption's image) and recall@K; image->image precision@k (truth:
-    the image itself); with --queries-file, precision@k against the exact top-1 and NDCG@k (relevance =
-    cosine); zero-shot top-1/top-5 accuracy per template when images have labels (class folders); and the
-    mean/max cosine of true caption-image pairs. Example: vstore eval --json eval.json --plot eval.png"""
+    caption->image precision@k (truth: the caption's image), NDCG@k (relevance: cosine to the exact top-1)
+    and recall@K (searched with ef_search >= K); image->caption recall@K (all of an image's captions are
+    relevant); image->image precision@k (truth: the image itself); with --queries-file, precision@k against
+    the exact top-1 and NDCG@k; zero-shot top-1/top-5 accuracy per template when images have labels
+    (class folders; 'cat|dog' is two labels); and the mean/max cosine of true caption-image pairs.
+    Example: vstore eval --json eval.json --plot eval.png"""
     from vstore.db.migrations import require_model
     from vstore.evaluation import metrics
-    from vstore.evaluation.harness import evaluate, parse_ks, plot_precision
+    from vstore.evaluation.harness import evaluate, parse_ks, plot_precision, plot_roc
 
     current = settings(device=device)
     spec = require_model(current)
     if spec.random_weights:
-        warn(
-            f"this database holds random-weight embeddings ({spec.label}): the quality figures measure the "
-            "pipeline, not a model"
-        )
+        warn_random_weights(spec.label)
     report = evaluate(
         current,
         methods=methods,
@@ -164,6 +225,8 @@ def eval_command(
         ef_search=_ints(ef_search) or None,
         probes=_ints(probes),
         seed=seed,
+        metric=metric,
+        threshold=threshold,
         progress=info,
     )
     typer.echo(render(report), nl=False)
@@ -172,3 +235,5 @@ def eval_command(
         info(f"wrote {json_file}")
     if plot is not None:
         info(f"wrote {plot_precision(report, plot)}")
+    if roc_plot is not None:
+        info(f"wrote {plot_roc(report, roc_plot)}")

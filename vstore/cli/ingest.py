@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from vstore.cli.app import app, info, print_json, settings, warn
+from vstore.cli.app import app, info, print_json, settings, warn, warn_random_weights
 
 INGEST_HELP = """Embed every image (and caption) under PATH and store them in the database.
 
@@ -40,7 +41,14 @@ class _Bar:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=event.images_total or None, unit="img", desc="ingest", dynamic_ncols=True)
+            # Only on a terminal: redrawn into a file or pipe, a bar fills it with carriage returns.
+            self.bar = tqdm(
+                total=event.images_total or None,
+                unit="img",
+                desc="ingest",
+                dynamic_ncols=True,
+                disable=not sys.stderr.isatty(),
+            )
         self.bar.update(event.images_done - self.done)
         self.done = event.images_done
         elapsed = self.bar.format_dict.get("elapsed") or 0.0
@@ -82,7 +90,8 @@ def _summary(report: Any) -> None:
     if report.indexes_rebuilt:
         info(f"  indexes rebuilt after a bulk load: {', '.join(report.indexes_rebuilt)}")
     info(
-        f"  time: {report.wall_s:.1f} s wall ({report.setup_s:.1f} s loading the model); "
+        f"  time: {report.wall_s:.1f} s wall ({report.setup_s:.1f} s loading the model and starting, "
+        f"{report.index_s:.1f} s rebuilding indexes); "
         f"decode {report.decode_s:.1f} s (workers; model waited "
         f"{report.decode_wait_s:.1f} s), encode {report.encode_s:.1f} s, write {report.write_s:.1f} s; "
         f"{report.images_per_s:.1f} images/s encoded"
@@ -142,10 +151,7 @@ def ingest(
     finally:
         bar.close()
     if report.random_weights:
-        warn(
-            f"{report.model} has random weights: search results are meaningless "
-            "(fine for trying the pipeline)."
-        )
+        warn_random_weights(report.model)
     if as_json:
         print_json(report.as_dict())
     else:

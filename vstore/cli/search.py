@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, print_json, settings, warn
+from vstore.cli.app import app, info, print_json, settings, warn, warn_random_weights
 from vstore.errors import ConfigError
 
 index_app = typer.Typer(help="Vector indexes: create (HNSW or IVFFlat), drop, status.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout, nothing else.")]
-
-
-def _relative(path: str) -> str:
-    """Paths relative to the current directory when that is shorter (table output only)."""
-    if "://" in path:
-        return path
-    try:
-        relative = os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return path
-    return relative if len(relative) < len(path) else path
 
 
 def _clip(text: str, width: int = 70) -> str:
@@ -40,6 +28,20 @@ def search(
         Path | None, typer.Option("--image", help="Query by an image file (image->image/text).")
     ] = None,
     like: Annotated[int | None, typer.Option("--like", help="Query by a stored image's id.")] = None,
+    plus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plus",
+            metavar="TERM",
+            help="Add a text or an image file to the query (repeatable); weight it as 2:'a cat'.",
+        ),
+    ] = None,
+    minus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--minus", metavar="TERM", help="Move the query away from a text or image file (repeatable)."
+        ),
+    ] = None,
     target: Annotated[
         str, typer.Option("--target", "-t", help="What to return: images or captions.")
     ] = "images",
@@ -67,19 +69,28 @@ def search(
     """Search images or captions by text, image file, or stored image, nearest first (cosine distance).
 
     Examples: vstore search "a dog on a skateboard"; vstore search --image photo.jpg --target captions;
-    vstore search --like 42 -k 5 --json. Searched texts are cached, so SQL clients can then run
-    SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
+    vstore search --like 42 -k 5 --json. Query arithmetic: vstore search 2:"a cat" --plus beach.jpg
+    --minus snow (the weighted sum of the terms' vectors, renormalised; with --plus/--minus the query may
+    be TEXT, --image or --like, each with its weight). Searched texts are cached, so SQL clients can then
+    run SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
+    from vstore.search.arithmetic import QueryTerm, parse_terms
     from vstore.search.store import Store
 
-    if sum(q is not None for q in (text, image, like)) != 1:
+    arithmetic = bool(plus or minus)
+    if not arithmetic and sum(q is not None for q in (text, image, like)) != 1:
         raise ConfigError("give exactly one query: a TEXT argument, --image FILE or --like ID.")
     options = dict(
         target=target, k=k, dataset=dataset, split=split, ef_search=ef_search, probes=probes, exact=exact
     )
     with Store(settings(device=device)) as store:
         if store.model.random_weights:
-            warn(f"{store.model.label}: random weights, so search results are meaningless")
-        if text is not None:
+            warn_random_weights(store.model.label)
+        if arithmetic:
+            terms = parse_terms([text] if text is not None else [], plus or [], minus or [])
+            terms += [QueryTerm(Path(image))] if image is not None else []
+            terms += [QueryTerm(int(like))] if like is not None else []
+            hits = store.search_terms(terms, **options)
+        elif text is not None:
             hits = store.search_text(text, **options)
         elif image is not None:
             hits = store.search_image(image, **options)
@@ -107,9 +118,7 @@ def search(
     else:
         typer.echo(f"{'#':>3}  {'distance':>8}  {'similarity':>10}  {'id':>8}  path")
         for rank, hit in enumerate(hits, 1):
-            typer.echo(
-                f"{rank:>3}  {hit.distance:8.4f}  {hit.similarity:10.4f}  {hit.id:>8}  {_relative(hit.path)}"
-            )
+            typer.echo(f"{rank:>3}  {hit.distance:8.4f}  {hit.similarity:10.4f}  {hit.id:>8}  {hit.path}")
 
 
 @app.command("embed-text")
@@ -196,6 +205,8 @@ def index_status(as_json: JsonOpt = False) -> None:
         return
     if not status.indexes:
         typer.echo("no vector indexes: searches scan every row (`vstore index create` builds one)")
+    else:
+        typer.echo(f"{'table':<9} {'type':<8} {'parameters':<28} {'size':>13}  name")
     for index in status.indexes:
         params = ", ".join(f"{key}={value}" for key, value in index.parameters.items())
         valid = "" if index.valid else "  INVALID (interrupted build: run `vstore index create` again)"

@@ -66,6 +66,8 @@ class BuildOptions:
     rebuild_hnsw: bool = False  # rebuild the pgvector HNSW index to time its build (else build_s is None)
     ef_sweep: Sequence[int] = EF_SWEEP
     probe_sweep: Sequence[int] = PROBE_SWEEP
+    metric: str = "cosine"  # cosine, ip or l2: pgvector's operator (and index opclass), Faiss's metric
+    n_trees: int | None = None  # Annoy trees (None: 10)
 
 
 def default_pq(dim: int, rows: int) -> tuple[int, int]:

@@ -26,6 +26,7 @@ class FaissMethod(SearchMethod):
         exact: bool = False,
         threads: int = 1,
         build_params: dict[str, Any] | None = None,
+        metric: str = "cosine",
     ) -> None:
         import faiss
 
@@ -34,6 +35,7 @@ class FaissMethod(SearchMethod):
         self.ids = np.asarray(ids, dtype=np.int64)
         self.size_bytes = int(faiss.serialize_index(index).nbytes)
         self.threads = threads
+        self.l2 = metric == "l2"  # scores are squared L2 distances, not inner products
 
     def configure(self, **params: Any) -> None:
         import faiss
@@ -51,7 +53,9 @@ class FaissMethod(SearchMethod):
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         scores, rows = self.index.search(np.asarray(query, dtype=np.float32).reshape(1, -1), k)
         keep = rows[0] >= 0
-        return self._map(rows[0][keep]), (1.0 - scores[0][keep]).astype(np.float32)
+        # cosine distance on unit vectors: 1 - inner product, or half the squared L2 distance
+        distances = scores[0][keep] / 2.0 if self.l2 else 1.0 - scores[0][keep]
+        return self._map(rows[0][keep]), distances.astype(np.float32)
 
     def search_batch(self, queries: np.ndarray, k: int) -> np.ndarray:
         _, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
@@ -68,19 +72,24 @@ def build_faiss(
     pq_m: int | None = None,
     pq_bits: int | None = None,
     threads: int = 2,
+    metric: str = "cosine",
 ) -> tuple[Any, dict[str, Any], float]:
-    """Build a Faiss index of `kind` (flat, ivf, hnsw, ivfpq) over normalised vectors with inner product.
+    """Build a Faiss index of `kind` (flat, ivf, hnsw, ivfpq) over normalised vectors. `metric` cosine or
+    ip: inner product (cosine on unit vectors, as the research built it); l2: Euclidean distance.
     Returns (index, the parameters used, build seconds)."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     rows, dim = vectors.shape
     faiss.omp_set_num_threads(threads)
-    ip = faiss.METRIC_INNER_PRODUCT
+    if metric not in ("cosine", "ip", "l2"):
+        raise ConfigError(f"unknown --metric {metric!r}; choose cosine, ip or l2.")
+    ip = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    flat = faiss.IndexFlatL2 if metric == "l2" else faiss.IndexFlatIP
     started = time.perf_counter()
     index: Any
     if kind == "flat":
-        index, params = faiss.IndexFlatIP(dim), {}
+        index, params = flat(dim), {}
     elif kind == "hnsw":
         if m < 2 or ef_construction < 1:
             raise ConfigError("HNSW needs --m >= 2 and --ef-construction >= 1.")
@@ -93,7 +102,7 @@ def build_faiss(
             raise ConfigError(
                 f"IVF with {nlist} lists needs at least {nlist} rows to train; pass a smaller --nlist."
             )
-        quantizer = faiss.IndexFlatIP(dim)
+        quantizer = flat(dim)
         if kind == "ivf":
             index, params = faiss.IndexIVFFlat(quantizer, dim, nlist, ip), {"nlist": nlist}
         else:
@@ -104,6 +113,11 @@ def build_faiss(
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, pq_bits, ip)
             params = {"nlist": nlist, "pq_m": pq_m, "pq_bits": pq_bits}
         index.cp.seed = 1234  # deterministic k-means: the same index for the same data
+        # Faiss prints "WARNING clustering N points to K centroids" to stderr, once per build, for
+        # fewer than 39 rows a list (every small test or sample); the list count is in the params.
+        index.cp.min_points_per_centroid = 1
+        if kind == "ivfpq":
+            index.pq.cp.min_points_per_centroid = 1
         index.train(vectors)
     else:
         raise ConfigError(f"unknown Faiss index type {kind!r}; choose flat, ivf, hnsw or ivfpq.")
@@ -122,6 +136,7 @@ def faiss_method(kind: str, corpus: Corpus, options: BuildOptions, hnsw: tuple[i
         nlist=options.nlist,
         pq_m=options.pq_m,
         threads=options.build_threads,
+        metric=options.metric,
     )
     method = FaissMethod(
         f"faiss-{kind}",
@@ -131,6 +146,7 @@ def faiss_method(kind: str, corpus: Corpus, options: BuildOptions, hnsw: tuple[i
         exact=kind == "flat",
         threads=options.threads,
         build_params=params,
+        metric=options.metric,
     )
     if kind == "hnsw":
         method.sweep = [{"ef_search": e} for e in options.ef_sweep]

@@ -1,15 +1,23 @@
 """`vstore compare`: pgvector against Faiss (and sklearn) on the same queries, in one run.
 
-Queries are caption embeddings searched against images (text->image, as in the research) plus held-out
-image embeddings: an image query's own row is removed from its results and from the ground truth, which
-is what searching with an image that is not in the collection would give. Ground truth is exact kNN by
-matrix product over the exported corpus.
+Queries are caption embeddings searched against images (text->image, as in the research) plus stored
+image embeddings searched against the other images ("stored-image->image"). The stored-image queries are
+NOT held out: their vectors stay in every index (pgvector's index is the table's own, so it cannot be
+built without them), and only their own row is dropped from the results and from the ground truth. That
+flatters graph and cluster indexes (the search starts next to the query's own node or in its own list),
+so recall is reported per query kind as well (`recall_by_kind`); the cross-modal queries are the
+unbiased ones. Ground truth is exact kNN by matrix product over the exported corpus.
 
 Recall@k counts a returned id as a hit when its exact distance is within the k-th true distance (plus
-1e-5): ties at the boundary and float rounding between engines do not count as misses, so every exact
-method scores 1.0. Latency: each query runs once untimed to warm caches, then `repeats` timed passes over
-all queries, one query at a time; a query's latency is its median over the passes; p50/p95/p99 are taken
-over queries, QPS is queries / median pass time. Faiss, numpy and sklearn run with `threads` threads
+1e-5), divided by min(k, candidates): ties at the boundary and float rounding between engines do not
+count as misses, a corpus smaller than k asks for no more than it holds, and so every exact method scores
+1.0. A setting that returns fewer rows than it could (pgvector HNSW at ef_search < k returns at most
+ef_search rows) is not hidden in the recall: `returned` is the mean share of the rows it could have
+returned, and the table marks such rows with '*'.
+
+Latency: each query runs once untimed to warm caches, then `repeats` timed passes over all queries,
+one query at a time; a query's latency is its median over the passes; p50/p95/p99 are taken over queries,
+QPS is queries / median pass time. Faiss, numpy and sklearn run with `threads` threads
 (default 1: pgvector answers one query on one backend process). pgvector's server_ms is the executor time
 from EXPLAIN (ANALYZE, TIMING OFF) on a sample of queries: p50_ms - server_ms is the client, protocol and
 planning overhead.
@@ -33,6 +41,7 @@ from vstore.config import Settings
 from vstore.errors import ConfigError, NotFound
 
 TARGETS = ("images", "captions")
+STORED = "stored-"  # prefix of the query kind whose vectors are rows of the searched table
 TIE_EPSILON = 1e-5
 SERVER_SAMPLE = 20
 
@@ -52,6 +61,8 @@ class CompareRow:
     method: str
     params: dict[str, Any]
     recall_at_k: float
+    returned: float  # mean share of the rows the method could have returned (1.0: none missing)
+    recall_by_kind: dict[str, float]
     p50_ms: float
     p95_ms: float
     p99_ms: float
@@ -64,6 +75,7 @@ class CompareRow:
     rows: int
     threads: int
     cpu_count: int
+    metric: str = "cosine"
     build_params: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,7 +124,7 @@ def build_queries(settings: Settings, corpus: Corpus, n: int, seed: int = 0) -> 
     own_rows = np.sort(rng.choice(len(corpus), size=min(own_n, len(corpus)), replace=False))
     vectors = [corpus.vectors[own_rows]] + ([cross] if len(cross_ids) else [])
     src, dst = corpus.table[:-1].replace("caption", "text"), other[:-1].replace("caption", "text")
-    kinds = [f"{src}->{src}"] * len(own_rows) + [f"{dst}->{src}"] * len(cross_ids)
+    kinds = [f"{STORED}{src}->{src}"] * len(own_rows) + [f"{dst}->{src}"] * len(cross_ids)
     exclude = np.concatenate([corpus.ids[own_rows], np.full(len(cross_ids), -1, np.int64)])
     return QuerySet(np.ascontiguousarray(np.vstack(vectors), dtype=np.float32), exclude, kinds)
 
@@ -122,27 +134,36 @@ def _drop_excluded(ids: np.ndarray, exclude: int, k: int) -> np.ndarray:
     return kept[:k]
 
 
-def ground_truth(corpus: Corpus, queries: QuerySet, k: int) -> np.ndarray:
-    """The k-th exact cosine distance per query (held-out self excluded): the hit threshold."""
+def ground_truth(corpus: Corpus, queries: QuerySet, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, (the k-th exact cosine distance, the hit threshold; how many candidates the exact top k
+    holds, min(k, rows that can answer)), the held-out self excluded from both."""
     exact = NumpyExact(corpus).search_batch(queries.vectors, k + 1)
     kth = np.empty(len(queries.vectors), np.float32)
+    wanted = np.empty(len(queries.vectors), np.int64)
     for i, row in enumerate(exact):
         top = _drop_excluded(row, queries.exclude[i], k)
         rows = corpus.rows_of(top)
         kth[i] = float(np.max(1.0 - corpus.vectors[rows] @ queries.vectors[i])) if len(rows) else np.inf
-    return kth
+        wanted[i] = len(top)
+    return kth, wanted
 
 
-def recall(corpus: Corpus, queries: QuerySet, results: list[np.ndarray], kth: np.ndarray, k: int) -> float:
-    """Mean over queries of |returned ids within the k-th true distance| / k."""
-    total = 0.0
+def recall_per_query(
+    corpus: Corpus, queries: QuerySet, results: list[np.ndarray], kth: np.ndarray, wanted: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: (|returned ids within the k-th true distance| / min(k, candidates), rows returned / the
+    same), the held-out self dropped first."""
+    recalls = np.zeros(len(results))
+    returned = np.zeros(len(results))
     for i, ids in enumerate(results):
+        want = max(int(wanted[i]), 1)
         ids = np.unique(_drop_excluded(ids, queries.exclude[i], k))
         rows = corpus.rows_of(ids)
         rows = rows[rows >= 0]
         distances = 1.0 - corpus.vectors[rows] @ queries.vectors[i]
-        total += min(k, int(np.sum(distances <= kth[i] + TIE_EPSILON))) / k
-    return total / len(results)
+        recalls[i] = min(want, int(np.sum(distances <= kth[i] + TIE_EPSILON))) / want
+        returned[i] = min(want, len(ids)) / want
+    return recalls, returned
 
 
 def time_method(
@@ -191,10 +212,18 @@ def machine_info(settings: Settings, threads: int) -> dict[str, Any]:
     }
 
 
+def parse_ks(k: int | Sequence[int]) -> tuple[int, ...]:
+    """-k 10 or -k 1,5,10,50,100: sorted, deduplicated, each within 1..1000."""
+    ks = tuple(sorted({int(k)} if isinstance(k, int) else {int(v) for v in k}))
+    if not ks or ks[0] < 1 or ks[-1] > 1000:
+        raise ConfigError("-k must be between 1 and 1000 (several: -k 1,5,10,50,100).")
+    return ks
+
+
 def compare(
     settings: Settings,
     *,
-    k: int = 10,
+    k: int | Sequence[int] = 10,
     queries: int = 200,
     seed: int = 0,
     target: str = "images",
@@ -203,70 +232,93 @@ def compare(
     repeats: int = 3,
     progress: Progress | None = None,
 ) -> CompareReport:
-    """Build every method, sweep its settings, and measure recall@k and latency on one query set."""
+    """Build every method, sweep its settings, and measure recall@k and latency on one query set, for
+    each k when several are given (one row per method, setting and k: latency against k)."""
     from threadpoolctl import threadpool_limits
 
     if target not in TARGETS:
         raise ConfigError(f"unknown --target {target!r}; choose images or captions.")
-    if not 1 <= k <= 1000:
-        raise ConfigError("-k must be between 1 and 1000.")
+    ks = parse_ks(k)
     if repeats < 1:
         raise ConfigError("--repeats must be at least 1.")
     options = options or BuildOptions()
     corpus = load_corpus(settings, target)
     query_set = build_queries(settings, corpus, queries, seed)
-    kth = ground_truth(corpus, query_set, k)
+    truth = {kk: ground_truth(corpus, query_set, kk) for kk in ks}
     info = machine_info(settings, options.threads)
     info.update(
-        k=k,
+        k=ks[0] if len(ks) == 1 else list(ks),
         queries=len(query_set.vectors),
         rows=len(corpus),
         target=target,
         seed=seed,
         repeats=repeats,
+        metric=options.metric,
         query_kinds={kind: query_set.kinds.count(kind) for kind in dict.fromkeys(query_set.kinds)},
     )
+    kinds = np.array(query_set.kinds)
     rows: list[CompareRow] = []
     for method in iter_methods(corpus, settings, methods, options):
         try:
             for params in method.sweep:
                 method.configure(**params)
-                if progress:
-                    progress(f"{method.label}: {len(query_set.vectors)} queries x {repeats}")
-                with threadpool_limits(options.threads):
-                    results, latency_ms, pass_s = time_method(method, query_set, k, repeats)
-                server = method.server_ms(query_set.vectors[:SERVER_SAMPLE], k + 1)
-                rows.append(
-                    CompareRow(
-                        method=method.name,
-                        params=dict(params),
-                        recall_at_k=recall(corpus, query_set, results, kth, k),
-                        p50_ms=float(np.percentile(latency_ms, 50)),
-                        p95_ms=float(np.percentile(latency_ms, 95)),
-                        p99_ms=float(np.percentile(latency_ms, 99)),
-                        qps=len(query_set.vectors) / pass_s,
-                        build_s=method.build_s,
-                        size_bytes=int(method.size_bytes),
-                        server_ms=float(np.median(server)) if server else None,
-                        k=k,
-                        queries=len(query_set.vectors),
-                        rows=len(corpus),
-                        threads=options.threads,
-                        cpu_count=os.cpu_count() or 0,
-                        build_params=dict(method.build_params),
+                for kk in ks:
+                    if progress:
+                        progress(f"{method.label} k={kk}: {len(query_set.vectors)} queries x {repeats}")
+                    with threadpool_limits(options.threads):
+                        results, latency_ms, pass_s = time_method(method, query_set, kk, repeats)
+                    server = method.server_ms(query_set.vectors[:SERVER_SAMPLE], kk + 1)
+                    kth, wanted = truth[kk]
+                    recalls, returned = recall_per_query(corpus, query_set, results, kth, wanted, kk)
+                    rows.append(
+                        CompareRow(
+                            method=method.name,
+                            params=dict(params),
+                            recall_at_k=float(recalls.mean()),
+                            returned=float(returned.mean()),
+                            recall_by_kind={
+                                kind: float(recalls[kinds == kind].mean()) for kind in info["query_kinds"]
+                            },
+                            p50_ms=float(np.percentile(latency_ms, 50)),
+                            p95_ms=float(np.percentile(latency_ms, 95)),
+                            p99_ms=float(np.percentile(latency_ms, 99)),
+                            qps=len(query_set.vectors) / pass_s,
+                            build_s=method.build_s,
+                            size_bytes=int(method.size_bytes),
+                            server_ms=float(np.median(server)) if server else None,
+                            k=kk,
+                            queries=len(query_set.vectors),
+                            rows=len(corpus),
+                            threads=options.threads,
+                            cpu_count=os.cpu_count() or 0,
+                            metric=options.metric,
+                            build_params=dict(method.build_params),
+                        )
                     )
-                )
         finally:
             method.close()
     return CompareReport(rows=rows, meta=info)
 
 
+TRUNCATED_NOTE = (
+    "* fewer rows came back than the method could return (e.g. pgvector HNSW returns at most ef_search "
+    "rows): 'returned' in --json gives the share; the recall counts only what came back"
+)
+
+
 def format_table(rows: Sequence[CompareRow]) -> str:
     """A plain-text table, one line per method and setting."""
+    several_k = len({r.k for r in rows}) > 1
+    # Recall per query kind beside the mixed figure: the stored-image queries flatter graph and IVF
+    # indexes (their own vector is in the index), the cross-modal ones do not.
+    kinds = list(dict.fromkeys(kind for r in rows for kind in r.recall_by_kind)) if rows else []
+    kinds = kinds if len(kinds) > 1 else []
     header = (
         "method",
         "params",
+        *(("k",) if several_k else ()),
         "recall",
+        *(f"r:{kind}" for kind in kinds),
         "p50_ms",
         "p95_ms",
         "p99_ms",
@@ -281,7 +333,9 @@ def format_table(rows: Sequence[CompareRow]) -> str:
             (
                 r.method,
                 ",".join(f"{k}={v}" for k, v in r.params.items()) or "-",
-                f"{r.recall_at_k:.3f}",
+                *((str(r.k),) if several_k else ()),
+                f"{r.recall_at_k:.3f}" + ("*" if r.returned < 1.0 else ""),
+                *(f"{r.recall_by_kind.get(kind, float('nan')):.3f}" for kind in kinds),
                 f"{r.p50_ms:.3f}",
                 f"{r.p95_ms:.3f}",
                 f"{r.p99_ms:.3f}",
@@ -292,6 +346,7 @@ def format_table(rows: Sequence[CompareRow]) -> str:
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
+    table = "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines
     )
+    return table + ("\n" + TRUNCATED_NOTE if any(r.returned < 1.0 for r in rows) else "")

@@ -39,8 +39,10 @@ METHOD_NAMES = (
     "faiss-ivfpq",
     "sklearn-brute",
     "exact-numpy",
+    "annoy",
 )
-DEFAULT_METHODS = tuple(m for m in METHOD_NAMES if m != "exact-numpy")  # exact-numpy is the ground truth
+# exact-numpy is the ground truth; annoy is an optional dependency (the bench extra), asked for by name.
+DEFAULT_METHODS = tuple(m for m in METHOD_NAMES if m not in ("exact-numpy", "annoy"))
 
 
 def build_method(
@@ -52,6 +54,10 @@ def build_method(
         return NumpyExact(corpus)
     if name == "sklearn-brute":
         return SklearnBrute(corpus)
+    if name == "annoy":
+        from vstore.compare.annoy_method import AnnoyMethod
+
+        return AnnoyMethod(corpus, n_trees=options.n_trees or 10, threads=options.build_threads)
     if name.startswith("faiss-"):
         from vstore.compare.pg_methods import pg_hnsw_params  # pgvector methods live in their own module
 

@@ -35,10 +35,11 @@ def _index_option(definition: str, option: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _find_index(conn: psycopg.Connection, table: str, kind: str) -> indexes.IndexInfo | None:
-    return next(
-        (i for i in indexes.list_indexes(conn) if i.table == table and i.kind == kind and i.valid), None
-    )
+def _find_index(
+    conn: psycopg.Connection, table: str, kind: str, metric: str = "cosine"
+) -> indexes.IndexInfo | None:
+    name = indexes.index_name(table, kind, metric)
+    return next((i for i in indexes.list_indexes(conn) if i.name == name and i.valid), None)
 
 
 def pg_hnsw_params(settings: Settings, table: str) -> tuple[int, int]:
@@ -54,7 +55,13 @@ def pg_hnsw_params(settings: Settings, table: str) -> tuple[int, int]:
 
 
 def build_pg_index(
-    conn: psycopg.Connection, table: str, kind: str, *, workers: int, **params: int | None
+    conn: psycopg.Connection,
+    table: str,
+    kind: str,
+    *,
+    workers: int,
+    metric: str = "cosine",
+    **params: int | None,
 ) -> tuple[indexes.IndexInfo, float]:
     """Build (or rebuild) an index with `workers` processes in all (leader + parallel workers, the way
     Faiss counts threads) and enough maintenance memory; returns the index and build seconds."""
@@ -63,7 +70,7 @@ def build_pg_index(
     if not conn.autocommit:
         conn.commit()
     started = time.perf_counter()
-    info = indexes.create_index(conn, table, kind, **params)
+    info = indexes.create_index(conn, table, kind, metric, **params)
     seconds = time.perf_counter() - started
     conn.execute("RESET max_parallel_maintenance_workers")
     conn.execute("RESET maintenance_work_mem")
@@ -73,12 +80,14 @@ def build_pg_index(
 
 
 class PgvectorMethod(SearchMethod):
-    def __init__(self, kind: str, corpus: Corpus, conn: psycopg.Connection) -> None:
+    def __init__(self, kind: str, corpus: Corpus, conn: psycopg.Connection, metric: str = "cosine") -> None:
         super().__init__(name=f"pgvector-{kind}", exact=kind == "exact")
         self.kind = kind
         self.table = corpus.table
         self.conn = conn
-        self.query_sql = sql.load(f"queries/compare_knn_{corpus.table}")
+        self.metric = indexes.check_metric(metric)  # <=>, <#> or <-> with a matching operator class
+        suffix = "" if metric == "cosine" else f"_{metric}"
+        self.query_sql = sql.load(f"queries/compare_knn_{corpus.table}{suffix}")
         self.created_index: str | None = None  # built by this method; dropped on close unless kept
         self.keep_index = False
         self.hide: list[str] = []  # other vector indexes dropped inside each setting's transaction
@@ -89,7 +98,7 @@ class PgvectorMethod(SearchMethod):
     def open(cls, kind: str, corpus: Corpus, settings: Settings, options: BuildOptions) -> PgvectorMethod:
         if kind not in PG_KINDS:
             raise ConfigError(f"unknown pgvector method {kind!r}; choose one of {', '.join(PG_KINDS)}.")
-        method = cls(kind, corpus, connect(settings))
+        method = cls(kind, corpus, connect(settings), options.metric)
         method.threads = options.threads
         try:
             method._prepare_index(corpus, options)
@@ -107,7 +116,7 @@ class PgvectorMethod(SearchMethod):
             )
             conn.commit()
             return
-        existing = _find_index(conn, self.table, self.kind)
+        existing = _find_index(conn, self.table, self.kind, self.metric)
         if self.kind == "hnsw":
             m = options.m or (existing and _index_option(existing.definition, "m")) or 16
             efc = (
@@ -126,9 +135,16 @@ class PgvectorMethod(SearchMethod):
                 )
             if existing is None or options.rebuild_hnsw:
                 # A rebuilt schema index stays; one that was absent is removed again afterwards.
-                self.created_index = None if existing is not None else indexes.index_name(self.table, "hnsw")
+                name = indexes.index_name(self.table, "hnsw", self.metric)
+                self.created_index = None if existing is not None else name
                 existing, self.build_s = build_pg_index(
-                    conn, self.table, "hnsw", workers=options.build_threads, m=m, ef_construction=efc
+                    conn,
+                    self.table,
+                    "hnsw",
+                    workers=options.build_threads,
+                    metric=self.metric,
+                    m=m,
+                    ef_construction=efc,
                 )
             self.build_params = {"m": m, "ef_construction": efc}
             self.sweep = [{"ef_search": e} for e in options.ef_sweep]
@@ -145,7 +161,12 @@ class PgvectorMethod(SearchMethod):
                 )
             if existing is None:
                 existing, self.build_s = build_pg_index(
-                    conn, self.table, "ivfflat", workers=options.build_threads, lists=lists
+                    conn,
+                    self.table,
+                    "ivfflat",
+                    workers=options.build_threads,
+                    metric=self.metric,
+                    lists=lists,
                 )
                 self.created_index = existing.name
                 self.keep_index = options.keep_ivfflat
@@ -167,7 +188,7 @@ class PgvectorMethod(SearchMethod):
         scan on a small or never-analysed table, or the other vector index when both exist."""
         if self.kind == "exact":
             return
-        wanted = indexes.index_name(self.table, self.kind)
+        wanted = indexes.index_name(self.table, self.kind, self.metric)
         self.configure(**self.sweep[0])
         used = self._plan_indexes()
         self.conn.rollback()
@@ -205,9 +226,13 @@ class PgvectorMethod(SearchMethod):
         rows = self.conn.execute(
             self.query_sql, {"q": np.asarray(query, dtype=np.float32), "k": k}, prepare=True
         ).fetchall()
-        return np.fromiter((r[0] for r in rows), np.int64, len(rows)), np.fromiter(
-            (r[1] for r in rows), np.float32, len(rows)
-        )
+        distances = np.fromiter((r[1] for r in rows), np.float32, len(rows))
+        # Back to cosine distance on the unit vectors: <#> is -(inner product), <-> the L2 distance.
+        if self.metric == "ip":
+            distances = 1.0 + distances
+        elif self.metric == "l2":
+            distances = distances * distances / 2.0
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows)), distances
 
     def server_ms(self, queries: np.ndarray, k: int) -> list[float] | None:
         """Executor time reported by EXPLAIN (ANALYZE, TIMING OFF): the work inside the server, without

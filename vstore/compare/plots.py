@@ -60,3 +60,44 @@ def plot_recall_qps(rows: Sequence[Any], path: Path, *, title: str | None = None
     figure.savefig(path, format="png")
     plt.close(figure)
     return path
+
+
+def plot_latency_k(rows: Sequence[Any], path: Path, *, title: str | None = None) -> Path:
+    """Write a PNG of p50 latency (y, log scale) against k (x, log scale), one curve per method and
+    setting (the SBU study's latency-against-k figure). `rows` are CompareRow objects or dicts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ConfigError("nothing to plot: no result rows.")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--plot writes a PNG; give a file name ending in .png (got {path.name}).")
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        params = ",".join(f"{k}={v}" for k, v in dict(_get(row, "params")).items())
+        label = f"{_get(row, 'method')}({params})" if params else str(_get(row, "method"))
+        curves.setdefault(label, []).append((int(_get(row, "k")), float(_get(row, "p50_ms"))))
+    figure, axes = plt.subplots(figsize=(8, 5.5), dpi=110)
+    markers = "os^vD<>pX*h"
+    for i, (label, points) in enumerate(sorted(curves.items())):
+        points.sort()
+        axes.plot(
+            [p[0] for p in points], [p[1] for p in points], marker=markers[i % len(markers)], label=label
+        )
+    axes.set_xlabel("k (results per query)")
+    axes.set_ylabel("p50 latency, ms (single query, log scale)")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    ks = sorted({int(_get(row, "k")) for row in rows})
+    axes.set_xticks(ks, [str(k) for k in ks])
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize="small", loc="best")
+    axes.set_title(title or "p50 latency against k")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    plt.close(figure)
+    return path

@@ -19,6 +19,13 @@ from vstore.errors import ConfigError, NotFound
 
 VECTOR_TABLES = ("images", "captions")
 INDEX_KINDS = ("hnsw", "ivfflat")
+# Distance metrics: pgvector operator class and operator. The schema's indexes are cosine; the others are
+# built for a `vstore compare/eval --metric` run (named with a suffix) and dropped after it.
+METRICS = {
+    "cosine": ("vector_cosine_ops", "<=>"),
+    "ip": ("vector_ip_ops", "<#>"),
+    "l2": ("vector_l2_ops", "<->"),
+}
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
 # Advisory lock key of the bulk-load lease (see begin_bulk_load): shared while an ingest loads with its
 # indexes deferred, exclusive while deferred indexes are rebuilt.
@@ -34,9 +41,16 @@ def default_nlist(rows: int) -> int:
     return max(1, min(max(nlist, 4), rows // 39))
 
 
-def index_name(table: str, kind: str) -> str:
+def index_name(table: str, kind: str, metric: str = "cosine") -> str:
     _check(table, kind)
-    return f"{table}_embedding_{kind}"
+    check_metric(metric)
+    return f"{table}_embedding_{kind}" + ("" if metric == "cosine" else f"_{metric}")
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ConfigError(f"unknown --metric {metric!r}; choose one of {', '.join(METRICS)}.")
+    return metric
 
 
 def _check(table: str, kind: str | None = None) -> None:
@@ -54,9 +68,10 @@ def index_ddl(
     ef_construction: int = 64,
     lists: int | None = None,
     rows: int | None = None,
+    metric: str = "cosine",
 ) -> sql.Composed:
     """CREATE INDEX statement. IVFFlat `lists` defaults to default_nlist(rows)."""
-    name = index_name(table, kind)
+    name = index_name(table, kind, metric)
     if kind == "hnsw":
         if m < 2 or ef_construction < 2 * m:
             raise ConfigError("HNSW needs m >= 2 and ef_construction >= 2*m (pgvector's rule).")
@@ -68,11 +83,12 @@ def index_ddl(
             raise ConfigError("--lists must be at least 1.")
         options = sql.SQL("lists = {}").format(int(lists))
     return sql.SQL(
-        "CREATE INDEX {name} ON public.{table} USING {kind} (embedding vector_cosine_ops) WITH ({options})"
+        "CREATE INDEX {name} ON public.{table} USING {kind} (embedding {opclass}) WITH ({options})"
     ).format(
         name=sql.Identifier(name),
         table=sql.Identifier(table),
         kind=sql.Identifier(kind),
+        opclass=sql.Identifier(METRICS[metric][0]),
         options=options,
     )
 
@@ -126,15 +142,20 @@ def list_indexes(conn: psycopg.Connection) -> list[IndexInfo]:
     return [IndexInfo(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5]), _parameters(r[6])) for r in rows]
 
 
-def create_index(conn: psycopg.Connection, table: str, kind: str, **params: int | None) -> IndexInfo:
-    """Build one index (replacing an index of the same kind). Runs in its own committed transaction."""
+def create_index(
+    conn: psycopg.Connection, table: str, kind: str, metric: str = "cosine", **params: int | None
+) -> IndexInfo:
+    """Build one index (replacing an index of the same kind and metric). Runs in its own committed
+    transaction."""
     _check(table, kind)  # before the table name reaches any query
     rows = _count_rows(conn, table) if kind == "ivfflat" else None
-    ddl = index_ddl(table, kind, rows=rows, **{k: v for k, v in params.items() if v is not None})
+    options = {k: v for k, v in params.items() if v is not None}
+    ddl = index_ddl(table, kind, rows=rows, metric=metric, **options)  # type: ignore[arg-type]
+    name = index_name(table, kind, metric)
     with conn.transaction():
-        _drop(conn, index_name(table, kind), if_exists=True)
+        _drop(conn, name, if_exists=True)
         conn.execute(ddl)
-    return next(i for i in list_indexes(conn) if i.name == index_name(table, kind))
+    return next(i for i in list_indexes(conn) if i.name == name)
 
 
 def drop_index(conn: psycopg.Connection, table: str, kind: str) -> None:

@@ -58,6 +58,9 @@ def prepare(data: bytes, transform: Callable[[Any], Any] | None) -> tuple[np.nda
 
     try:
         with warnings.catch_warnings():
+            # PIL's advice ("Palette images with Transparency expressed in bytes should be converted to
+            # RGBA images") is followed by to_rgb; shown, it leaks a bare "warnings.warn(" line per image.
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size

@@ -39,11 +39,21 @@ from vstore.evaluation.queries import (
     load_image_ids,
     read_queries_file,
 )
+from vstore.evaluation.scoring import (
+    ExactTruth,
+    ImageCaptionScores,
+    exact_truth,
+    score_image_to_caption,
+    score_method,
+    score_threshold,
+)
 from vstore.evaluation.zeroshot import (
     DEFAULT_TEMPLATES,
     ZeroShotResult,
     check_templates,
     load_labelled,
+    load_labelled_ids,
+    split_labels,
     zero_shot,
 )
 
@@ -69,6 +79,7 @@ class MethodQuality:
     params: dict[str, Any]
     build_params: dict[str, Any]
     metrics: dict[str, float]
+    roc: list[tuple[float, float]] = field(default_factory=list)  # with --threshold: (FPR, TPR) points
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class EvalReport:
     corpus_images: int
     caption_queries: int
     image_queries: int
+    image_caption_queries: int
     external_queries: int
     ks: tuple[int, ...]
     recall_ks: tuple[int, ...]
@@ -104,6 +116,7 @@ class EvalReport:
             "queries": {
                 "caption_image": self.caption_queries,
                 "image_image": self.image_queries,
+                "image_caption": self.image_caption_queries,
                 "external": self.external_queries,
             },
             "ks": list(self.ks),
@@ -125,67 +138,6 @@ def parse_ks(text: str | Sequence[int] | None, default: Sequence[int], option: s
     return tuple(ks)
 
 
-# ------------------------------------------------------------------------------------------ scoring
-def _relevances(corpus: Any, query: np.ndarray, ids: np.ndarray) -> list[float]:
-    """cosine(v(X_i), v(Y)) for each returned id (0 for padding or an id outside the corpus)."""
-    rows = corpus.rows_of(ids)
-    sims = corpus.vectors[rows.clip(0)] @ query
-    return [float(s) if r >= 0 else 0.0 for s, r in zip(sims, rows, strict=True)]
-
-
-@dataclass
-class _ExternalTruth:
-    top1: list[frozenset[int]]
-    ideal: list[list[float]]
-
-
-def _external_truth(exact: Any, corpus: Any, external: np.ndarray, k: int) -> _ExternalTruth:
-    top1, ideal = [], []
-    for query in external:
-        ids, distances = exact.search(query, k)
-        top1.append(metrics.tied_ids(ids, distances))
-        ideal.append([1.0 - float(d) for d in distances])
-    return _ExternalTruth(top1, ideal)
-
-
-def score_method(
-    method: Any,
-    corpus: Any,
-    queries: Queries,
-    truth: _ExternalTruth | None,
-    ks: Sequence[int],
-    recall_ks: Sequence[int],
-) -> dict[str, float]:
-    """All retrieval metrics of one configured method."""
-    out: dict[str, float] = {}
-    if len(queries.caption_images):
-        # Precision and recall are searched separately, each with its own largest k: an HNSW search for
-        # k = 100 widens its candidate list to 100, so its top 10 would flatter the method at k = 10.
-        found = method.search_batch(queries.caption_vectors, max(ks))
-        truths = [int(t) for t in queries.caption_images]
-        for k, value in metrics.precision_at_ks(found, truths, ks).items():
-            out[f"caption_image.precision@{k}"] = value
-        if max(recall_ks) != max(ks):
-            found = method.search_batch(queries.caption_vectors, max(recall_ks))
-        for k, value in metrics.recall_at_ks(found, [[t] for t in truths], recall_ks).items():
-            out[f"caption_image.recall@{k}"] = value
-    if len(queries.image_ids):
-        vectors = corpus.vectors[corpus.rows_of(queries.image_ids)]
-        found = method.search_batch(vectors, max(ks))
-        for k, value in metrics.precision_at_ks(found, [int(i) for i in queries.image_ids], ks).items():
-            out[f"image_image.precision@{k}"] = value
-    if truth is not None and len(queries.external):
-        found = method.search_batch(queries.external, max(ks))
-        for k, value in metrics.precision_at_ks(found, truth.top1, ks).items():
-            out[f"external.precision@{k}"] = value
-        rels = [_relevances(corpus, q, row) for q, row in zip(queries.external, found, strict=True)]
-        lists = [[int(i) for i in row] for row in found]
-        for k in ks:
-            ideal = [r[:k] for r in truth.ideal]
-            out[f"external.ndcg@{k}"] = metrics.mean_ndcg_at_k(lists, rels, ideal, k)
-    return out
-
-
 # ------------------------------------------------------------------------------------------ harness
 def evaluate(
     settings: Settings,
@@ -200,19 +152,26 @@ def evaluate(
     ef_search: Sequence[int] | None = None,
     probes: Sequence[int] | None = None,
     seed: int = 0,
+    metric: str = "cosine",
+    threshold: bool = False,
     encoder: Encoder | None = None,
     progress: Progress | None = None,
 ) -> EvalReport:
     """Run every metric for every (method, setting) pair. `ef_search` defaults to the CLI search's
     (DEFAULT_EF_SEARCH), so eval scores what search does. `encoder` (default: the database's model, loaded
     only when external queries or labelled images need text/image encoding) may be injected.
-    `probes` (IVF probes / nprobe) defaults to ceil(sqrt(lists)), pgvector's suggested starting point."""
+    `probes` (IVF probes / nprobe) defaults to ceil(sqrt(lists)), pgvector's suggested starting point.
+    `metric` (cosine, ip, l2) picks pgvector's operator and Faiss's metric; the truth stays exact cosine.
+    `threshold` adds ROC AUC and the F1-optimal distance threshold over labelled pairs, per method."""
     from vstore.compare.base import BuildOptions, load_corpus
     from vstore.compare.methods import build_method, iter_settings, parse_methods
     from vstore.db.indexes import default_nlist
     from vstore.db.migrations import require_model
 
     say = progress or (lambda _message: None)
+    from vstore.db.indexes import check_metric
+
+    check_metric(metric)
     ks, recall_ks = tuple(sorted(set(ks))), tuple(sorted(set(recall_ks)))
     templates = check_templates(templates)
     names = parse_methods(methods or list(DEFAULT_EVAL_METHODS))
@@ -239,6 +198,7 @@ def evaluate(
         caption_vectors, caption_images = load_captions(conn, dataset_id, limit, rng)
         image_ids = load_image_ids(conn, dataset_id, corpus.ids, limit, rng)
         labels, labelled_vectors = load_labelled(conn, dataset_id)
+        labelled_ids, id_labels = load_labelled_ids(conn, dataset_id) if threshold else (np.zeros(0), [])
     caption_images_in_corpus = corpus.rows_of(caption_images) >= 0
     caption_vectors, caption_images = (
         caption_vectors[caption_images_in_corpus],
@@ -260,10 +220,13 @@ def evaluate(
         image_vectors = corpus.vectors[corpus.rows_of(caption_images)]
         pair_mean, pair_max = metrics.pair_cosine_stats(caption_vectors, image_vectors)
 
-    truth = None
-    if len(external) and len(corpus):
+    truth: dict[str, ExactTruth] = {}
+    if len(corpus):
         exact = build_method("exact-numpy", corpus, settings)
-        truth = _external_truth(exact, corpus, external, max(ks))
+        if len(caption_images):
+            truth["caption_image"] = exact_truth(exact, corpus, caption_vectors, max(ks))
+        if len(external):
+            truth["external"] = exact_truth(exact, corpus, external, max(ks))
 
     results: list[MethodQuality] = []
     if len(corpus):
@@ -271,17 +234,30 @@ def evaluate(
         options = BuildOptions(
             ef_sweep=tuple(ef_search or (DEFAULT_EF_SEARCH,)),
             probe_sweep=tuple(probes or (max(1, math.ceil(math.sqrt(nlist))),)),
+            metric=metric,
         )
         for method in iter_settings(corpus, settings, names, options):
             say(f"evaluating {method.label}")
             scores = score_method(method, corpus, queries, truth, ks, recall_ks)
+            roc: list[tuple[float, float]] = []
+            if threshold and len(labelled_ids):
+                figures, roc = score_threshold(method, corpus, labelled_ids, id_labels)
+                scores.update(figures)
             results.append(
                 MethodQuality(
-                    method.label, method.name, dict(method.params), dict(method.build_params), scores
+                    method.label, method.name, dict(method.params), dict(method.build_params), scores, roc
                 )
             )
+        image_caption = score_image_to_caption(
+            settings, corpus, names, options, dataset_id, limit, rng, recall_ks, say
+        )
+        for quality in results:
+            quality.metrics.update(image_caption.scores.get(quality.method, {}))
+    else:
+        image_caption = ImageCaptionScores(0, {})
 
-    zero = zero_shot(labels, labelled_vectors, get_encoder(), templates) if len(set(labels)) >= 2 else []
+    classes = {label for item in labels for label in split_labels(item)}
+    zero = zero_shot(labels, labelled_vectors, get_encoder(), templates) if len(classes) >= 2 else []
     return EvalReport(
         model=spec.label,
         random_weights=spec.random_weights,
@@ -289,6 +265,7 @@ def evaluate(
         corpus_images=len(corpus),
         caption_queries=len(caption_images),
         image_queries=len(image_ids),
+        image_caption_queries=image_caption.queries,
         external_queries=len(external),
         ks=ks,
         recall_ks=recall_ks,
@@ -341,6 +318,40 @@ def plot_precision(report: EvalReport, path: Path) -> Path:
     # The legend goes under the panels: inside, it would hide the lines that sit near 1.0.
     fig.legend(handles, names, loc="lower center", ncol=columns, fontsize="small", frameon=False)
     fig.tight_layout(rect=(0, 0.06 * rows, 1, 1))
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_roc(report: EvalReport, path: Path) -> Path:
+    """ROC curves of `--threshold` (false against true positive rate over the pair distance), one per
+    (method, setting), with the AUC in the legend; PNG via Agg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = [m for m in report.methods if m.roc]
+    if not curves:
+        raise ConfigError(
+            "no ROC to plot: --threshold needs labelled images with both shared and other labels."
+        )
+    fig, ax = plt.subplots(figsize=(6, 6))
+    for quality in curves:
+        auc = quality.metrics.get("threshold.auc", math.nan)
+        ax.plot(
+            [p[0] for p in quality.roc],
+            [p[1] for p in quality.roc],
+            label=f"{quality.method} (AUC {auc:.3f})",
+        )
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    ax.set_xlabel("false positive rate (pairs with no shared label)")
+    ax.set_ylabel("true positive rate (pairs sharing a label)")
+    ax.set_title(f"vstore eval --threshold: {report.model}")
+    ax.legend(fontsize="small", loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -17,8 +17,11 @@ Conventions shared by every retrieval metric here (the documented answers to the
   repeating its best answer.
 - **Ties among results.** The order a method returned decides (again what a user sees). Where the ground
   truth itself is defined by a ranking (external queries: the exact top-1), every id tied with that
-  top-1 is accepted, see `tied_ids`; in zero-shot classification, ties between label scores get the
-  expected credit under random tie-breaking, see `top_k_accuracy`.
+  top-1 is accepted, see `tied_ids`; in zero-shot classification, ties between label scores are broken
+  by class order (plain ranks, no fractional credit), see `top_k_accuracy`.
+- **Truncated lists.** A method that returns fewer rows than it could (pgvector HNSW caps a scan at
+  `hnsw.ef_search` rows) is not silently scored: `returned_share` says how many came back, and the
+  harnesses report it beside the figure.
 - **No queries.** A mean over zero queries is NaN (there is no answer, and 0 would read as "all missed").
 """
 
@@ -126,23 +129,58 @@ def dcg_at_k(relevances: Sequence[float], k: int) -> float:
     return sum(gain(rel) / math.log2(i + 2) for i, rel in enumerate(list(relevances)[:k]))
 
 
+def _gains_in_order(pairs: Sequence[tuple[int, float]], k: int) -> list[float]:
+    """Relevances of the first k (id, relevance) pairs; a repeated id gains 0 after its first slot."""
+    seen: set[int] = set()
+    gains = []
+    for item, rel in pairs[:k]:
+        gains.append(rel if item not in seen else 0.0)
+        seen.add(item)
+    return gains
+
+
 def ndcg_at_k(
+    result_ids: Sequence[int],
+    exact_ids: Sequence[int],
+    relevance: Mapping[int, float],
+    k: int,
+) -> float:
+    """NDCG@k of one query as the COCO study defines it (the graded relevance is to the exact top-1 Y):
+
+        Y        = exact_ids[0], the exact method's top-1 for the query
+        rel(X)   = cosine(v(X), v(Y))                      `relevance[X]`
+        DCG@k    = sum_{i=1..k} (2^rel(X_i) − 1) / log2(i + 1)     X_i the method's i-th result
+        IDCG@k   = the same sum over the exact top k Y_1..Y_k, in the exact order
+        NDCG@k   = DCG@k / IDCG@k
+
+    The ideal list is the exact ranking for the *query*, scored against Y, so an approximate list whose
+    items happen to sit nearer Y than the exact ones can score a little above 1.0: the figure is not
+    capped (a cap would hide it). Padding ids (< 0) are dropped; a repeated id gains 0 after its first
+    slot. An empty exact list (empty corpus) or IDCG 0 gives NaN: there is nothing to normalise by.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    ideal = [relevance[int(i)] for i in top_k(exact_ids, k)]
+    idcg = dcg_at_k(ideal, k)
+    if idcg <= 0.0:
+        return math.nan
+    pairs = [(int(i), float(relevance.get(int(i), 0.0))) for i in result_ids if int(i) >= 0]
+    return dcg_at_k(_gains_in_order(pairs, k), k) / idcg
+
+
+def query_ndcg_at_k(
     result_ids: Sequence[int],
     relevances: Sequence[float] | Mapping[int, float],
     ideal_relevances: Sequence[float],
     k: int,
 ) -> float:
-    """NDCG@k of one query: DCG of the returned list over IDCG, the DCG of the exact top k.
+    """A variant kept under its own name: relevance to the *query* rather than to the exact top-1.
 
-        rel(X_i) = cosine(v(X_i), v(Y))           Y the query, X_i the i-th result
-        DCG@k    = sum_{i=1..k} (2^rel(X_i) − 1) / log2(i + 1)
-        IDCG@k   = DCG@k of the exact kNN top k (sorted by relevance, best first)
-        NDCG@k   = DCG@k / IDCG@k
+        rel(X_i) = cosine(v(X_i), q)   q the query vector
+        IDCG@k   = DCG@k of the exact top k (sorted by relevance, best first)
 
-    `relevances` is parallel to `result_ids` (or a mapping id -> relevance). Padding ids (< 0) are dropped;
-    a repeated id keeps its position but gains 0 after its first occurrence. When IDCG is 0 (no item has a
-    positive cosine with the query) there is nothing to find and NDCG is 1.0. The result is capped at 1.0
-    against float rounding.
+    `relevances` is parallel to `result_ids` (or a mapping id -> relevance). When IDCG is 0 (no item has
+    a positive cosine with the query) there is nothing to find and the score is 1.0; it is capped at 1.0.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -152,24 +190,33 @@ def ndcg_at_k(
         if len(relevances) != len(result_ids):
             raise ValueError(f"{len(result_ids)} ids but {len(relevances)} relevances")
         pairs = [(int(i), float(r)) for i, r in zip(result_ids, relevances, strict=True) if int(i) >= 0]
-    seen: set[int] = set()
-    gains_in_order = []
-    for item, rel in pairs[:k]:
-        gains_in_order.append(rel if item not in seen else 0.0)
-        seen.add(item)
     ideal = dcg_at_k(sorted((float(r) for r in ideal_relevances), reverse=True), k)
     if ideal <= 0.0:
         return 1.0
-    return min(dcg_at_k(gains_in_order, k) / ideal, 1.0)
+    return min(dcg_at_k(_gains_in_order(pairs, k), k) / ideal, 1.0)
 
 
 def mean_ndcg_at_k(
+    results: Sequence[Sequence[int]],
+    exact: Sequence[Sequence[int]],
+    relevances: Sequence[Mapping[int, float]],
+    k: int,
+) -> float:
+    """Mean of `ndcg_at_k` over the queries where it is defined (NaN for none)."""
+    if not (len(results) == len(exact) == len(relevances)):
+        raise ValueError("results, exact and relevances must have one entry per query")
+    scores = [ndcg_at_k(r, e, rel, k) for r, e, rel in zip(results, exact, relevances, strict=True)]
+    scores = [s for s in scores if not math.isnan(s)]
+    return float(np.mean(scores)) if scores else math.nan
+
+
+def mean_query_ndcg_at_k(
     results: Sequence[Sequence[int]],
     relevances: Sequence[Sequence[float]],
     ideal_relevances: Sequence[Sequence[float]],
     k: int,
 ) -> float:
-    """Mean of `ndcg_at_k` over queries (NaN for no queries)."""
+    """Mean of `query_ndcg_at_k` over queries (NaN for no queries)."""
     if not (len(results) == len(relevances) == len(ideal_relevances)):
         raise ValueError("results, relevances and ideal_relevances must have one entry per query")
     if not results:
@@ -177,11 +224,22 @@ def mean_ndcg_at_k(
     return float(
         np.mean(
             [
-                ndcg_at_k(r, rel, ideal, k)
+                query_ndcg_at_k(r, rel, ideal, k)
                 for r, rel, ideal in zip(results, relevances, ideal_relevances, strict=True)
             ]
         )
     )
+
+
+def returned_share(results: Sequence[Iterable[int]], k: int, available: int) -> float:
+    """Mean over queries of (non-padding entries in the first k) / min(k, available): 1.0 when every
+    query got as many rows as it could. Below 1.0 a recall@k figure is truncated (an HNSW scan capped at
+    ef_search rows, an IVF probe of too few lists), not missed. NaN for no queries."""
+    lists = [list(r) for r in results]
+    if not lists:
+        return math.nan
+    want = max(1, min(k, available))
+    return float(np.mean([min(sum(1 for i in r[:k] if int(i) >= 0), want) / want for r in lists]))
 
 
 def tied_ids(ids: Sequence[int], distances: Sequence[float], tol: float = TIE_TOLERANCE) -> frozenset[int]:
@@ -198,32 +256,37 @@ def tied_ids(ids: Sequence[int], distances: Sequence[float], tol: float = TIE_TO
     return frozenset(i for i, d in pairs if d <= best + tol)
 
 
-def top_k_accuracy(scores: np.ndarray, true_labels: Sequence[int] | np.ndarray, k: int) -> float:
-    """Zero-shot top-k accuracy: the share of items whose true class is among the k highest-scoring.
+def top_k_accuracy(
+    scores: np.ndarray, true_labels: Sequence[int | Collection[int]] | np.ndarray, k: int
+) -> float:
+    """Zero-shot top-k accuracy: the share of items with at least one of their true classes among the k
+    highest-scoring (the ImageNet DET study: an image with several labels is right when any is in its
+    top k).
 
     `scores[n, c]` is the similarity of item n with class c's text embedding; `true_labels[n]` the index
-    of item n's class.
+    of item n's class, or a collection of indexes for an item with several labels.
 
-        top-k accuracy = (1 / N) * sum_n credit_n,   credit_n = clip((k − g_n) / e_n, 0, 1)
+        top-k accuracy = (1 / N) * sum_n 1[ {true classes of n} ∩ top_k(scores[n]) ≠ ∅ ]
 
-    with g_n the number of classes scoring strictly higher than the true class and e_n the number of
-    classes scoring equal to it (itself included). Without ties this is 1[rank of the true class <= k];
-    with ties it is the expected hit under random tie-breaking, so a degenerate model that scores every
-    class the same gets chance (k / C), not 1.0. k larger than the number of classes gives 1.0.
+    Plain ranks: the top k is the first k classes of a stable sort by descending score, so ties are
+    broken by class order (the order of the sorted label names) and never give fractional credit. An
+    item with no label is refused. k larger than the number of classes gives 1.0.
     """
     scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(true_labels, dtype=np.int64)
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
+    if scores.ndim != 2 or scores.shape[0] != len(true_labels):
         raise ValueError(f"scores must be [items, classes] with one row per label, got {scores.shape}")
     if scores.shape[0] == 0:
         return math.nan
-    true_scores = scores[np.arange(scores.shape[0]), labels][:, None]
-    higher = (scores > true_scores + TIE_TOLERANCE).sum(axis=1)
-    equal = (np.abs(scores - true_scores) <= TIE_TOLERANCE).sum(axis=1)
-    credit = np.clip((k - higher) / equal, 0.0, 1.0)
-    return float(credit.mean())
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hits = 0
+    for row, labels in zip(best, true_labels, strict=True):
+        wanted = _as_set(labels)
+        if not wanted:
+            raise ValueError("every item needs at least one true label")
+        hits += not wanted.isdisjoint(int(c) for c in row)
+    return hits / scores.shape[0]
 
 
 def pair_cosine_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -242,3 +305,52 @@ def pair_cosine_stats(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     norms = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
     cosines = (a * b).sum(axis=1) / norms
     return float(cosines.mean()), float(cosines.max())
+
+
+def roc_auc(distances: Sequence[float], positive: Sequence[bool]) -> float:
+    """ROC AUC of "a smaller distance means a positive pair" (the ImageNet DET study's ROC over angular
+    distance): the probability that a random positive pair is nearer than a random negative one, ties
+    counting one half (the Mann–Whitney statistic). NaN without both kinds of pairs."""
+    d = np.asarray(distances, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    from scipy.stats import rankdata
+
+    ranks = rankdata(d)  # ascending, ties share their mean rank
+    # Mann–Whitney: pairs where the negative is farther than the positive, ties counting one half
+    u = float(ranks[~pos].sum()) - n_neg * (n_neg + 1) / 2.0
+    return u / (n_pos * n_neg)
+
+
+def roc_curve(distances: Sequence[float], positive: Sequence[bool]) -> list[tuple[float, float]]:
+    """(false positive rate, true positive rate) of "positive when distance <= t" for t from below the
+    smallest distance to the largest: (0, 0) first, (1, 1) last. [] without both kinds of pairs."""
+    d = np.asarray(distances, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return []
+    points = [(0.0, 0.0)]
+    for t in np.unique(d):
+        predicted = d <= t
+        points.append((int((predicted & ~pos).sum()) / n_neg, int((predicted & pos).sum()) / n_pos))
+    return points
+
+
+def best_f1_threshold(distances: Sequence[float], positive: Sequence[bool]) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 of "positive when distance <= threshold", over the distances seen
+    (the smallest such threshold on ties of F1). (NaN, NaN) without a positive pair."""
+    d = np.asarray(distances, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    if not pos.any():
+        return math.nan, math.nan
+    best = (math.nan, -1.0)
+    for t in np.unique(d):
+        predicted = d <= t
+        tp = int((predicted & pos).sum())
+        f1 = 2 * tp / (int(predicted.sum()) + int(pos.sum()))
+        if f1 > best[1] + 1e-12:
+            best = (float(t), f1)
+    return best

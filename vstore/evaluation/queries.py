@@ -54,6 +54,22 @@ def load_captions(conn: Any, dataset_id: int | None, limit: int | None, rng: np.
     return vectors, np.array([c[1] for c in chosen], dtype=np.int64)
 
 
+def load_caption_sets(
+    conn: Any, dataset_id: int | None, limit: int | None, rng: np.random.Generator
+) -> tuple[np.ndarray, list[frozenset[int]]]:
+    """A seeded sample of embedded images with embedded captions (of one dataset, or all), each with the
+    ids of all its captions: the relevant set of an image -> caption query."""
+    rows = conn.execute(
+        "SELECT c.image_id, array_agg(c.id ORDER BY c.id) FROM public.captions c "
+        "JOIN public.images i ON i.id = c.image_id "
+        "WHERE c.embedding IS NOT NULL AND i.embedding IS NOT NULL AND i.status = 'ok' "
+        "AND (%(d)s::bigint IS NULL OR i.dataset_id = %(d)s::bigint) GROUP BY c.image_id ORDER BY c.image_id",
+        {"d": dataset_id},
+    ).fetchall()
+    chosen = [rows[i] for i in sample(len(rows), limit, rng)]
+    return np.array([r[0] for r in chosen], dtype=np.int64), [frozenset(r[1]) for r in chosen]
+
+
 def load_image_ids(
     conn: Any, dataset_id: int | None, corpus_ids: np.ndarray, limit: int | None, rng: np.random.Generator
 ) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Zero-shot classification of a labelled dataset (class folders set images.label).
+"""Zero-shot classification of a labelled dataset (class folders, a manifest's label column or COCO
+instance categories set images.label; several labels are joined by LABEL_SEPARATOR, '|').
 
 Each label becomes a text query through a prompt template ("{label}", "a photo of a {label}", ...); every
 labelled image is classified by the label texts nearest to its embedding (cosine), and the top-1 / top-5
@@ -18,6 +19,7 @@ from vstore.db.connect import vector_array
 from vstore.encode.encoder import Encoder, l2_normalise
 from vstore.errors import ConfigError
 from vstore.evaluation.metrics import top_k_accuracy
+from vstore.ingest.sources.records import LABEL_SEPARATOR
 
 DEFAULT_TEMPLATES = ("{label}", "a photo of a {label}")
 PLACEHOLDER = "{label}"
@@ -54,6 +56,11 @@ def prompt(template: str, label: str) -> str:
     return template.replace(PLACEHOLDER, label_text(label))
 
 
+def split_labels(label: str) -> list[str]:
+    """'cat|dog' -> ['cat', 'dog']: an image with several labels (blank parts dropped, order kept)."""
+    return list(dict.fromkeys(p.strip() for p in label.split(LABEL_SEPARATOR) if p.strip()))
+
+
 def load_labelled(conn: psycopg.Connection, dataset_id: int | None) -> tuple[list[str], np.ndarray]:
     """Labels and embeddings of the labelled, embedded, ok images (of one dataset, or all)."""
     rows = conn.execute(
@@ -68,22 +75,38 @@ def load_labelled(conn: psycopg.Connection, dataset_id: int | None) -> tuple[lis
     return [str(r[0]) for r in rows], l2_normalise(vectors)
 
 
+def load_labelled_ids(conn: psycopg.Connection, dataset_id: int | None) -> tuple[np.ndarray, list[str]]:
+    """Ids and labels of the labelled, embedded, ok images (of one dataset, or all), in id order."""
+    rows = conn.execute(
+        "SELECT id, label FROM public.images "
+        "WHERE label IS NOT NULL AND status = 'ok' AND embedding IS NOT NULL "
+        "AND (%(dataset)s::bigint IS NULL OR dataset_id = %(dataset)s::bigint) ORDER BY id",
+        {"dataset": dataset_id},
+    ).fetchall()
+    return np.array([r[0] for r in rows], dtype=np.int64), [str(r[1]) for r in rows]
+
+
 def zero_shot(
     labels: Sequence[str],
     image_vectors: np.ndarray,
     encoder: Encoder,
     templates: Sequence[str] = DEFAULT_TEMPLATES,
 ) -> list[ZeroShotResult]:
-    """Top-1 / top-5 accuracy per template for images with known `labels` (parallel to `image_vectors`).
+    """Top-1 / top-5 accuracy per template for images with known `labels` (parallel to `image_vectors`;
+    'cat|dog' is an image with two labels, right at top k when either is among its k best).
 
-    Needs at least two distinct labels (with one, every answer is right). Ties between label scores get
-    the expected credit under random tie-breaking (see metrics.top_k_accuracy).
+    Needs at least two distinct labels (with one, every answer is right). Plain ranks: ties between
+    label scores are broken by label order (see metrics.top_k_accuracy).
     """
-    classes = sorted(set(labels))
+    per_image = [split_labels(label) for label in labels]
+    keep = [i for i, names in enumerate(per_image) if names]
+    per_image = [per_image[i] for i in keep]
+    classes = sorted({name for names in per_image for name in names})
     if len(classes) < 2:
         return []
     index = {label: i for i, label in enumerate(classes)}
-    truth = np.array([index[label] for label in labels], dtype=np.int64)
+    truth = [frozenset(index[name] for name in names) for names in per_image]
+    image_vectors = np.asarray(image_vectors)[keep]
     images = l2_normalise(np.asarray(image_vectors, dtype=np.float32))
     results = []
     for template in check_templates(templates):
@@ -94,7 +117,7 @@ def zero_shot(
                 template=template,
                 top1=top_k_accuracy(scores, truth, 1),
                 top5=top_k_accuracy(scores, truth, 5),
-                images=len(labels),
+                images=len(per_image),
                 labels=len(classes),
             )
         )

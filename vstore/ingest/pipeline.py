@@ -282,7 +282,9 @@ def ingest(
     )
     workers = default_workers() if settings.workers is None else settings.workers
     with connection(settings, autocommit=True) as conn:
+        rebuilt = time.perf_counter()
         report.indexes_rebuilt += rebuild_deferred(conn)  # heal a bulk load that crashed before its rebuild
+        report.index_s += time.perf_counter() - rebuilt
         writer = Writer(conn)
         opened = writer.open_dataset(
             dataset or source.name,
@@ -299,7 +301,7 @@ def ingest(
             defer_indexes(conn, "images")
             defer_indexes(conn, "captions")
         pipeline = _Pipeline(settings, encoder, writer, dataset_id, report, progress, total)
-        report.setup_s = time.perf_counter() - started
+        report.setup_s = time.perf_counter() - started - report.index_s
         pipeline.tell()  # the progress bar starts now, not at the first commit
         failed = True
         try:
@@ -326,7 +328,9 @@ def ingest(
             if bulk:
                 # Ctrl-C or an error mid-load must not leave the indexes dropped (searches would scan
                 # every row): rebuild them now, or leave them to the next command if this fails too.
+                rebuilt = time.perf_counter()
                 report.indexes_rebuilt += _end_bulk_load(settings, conn, raise_errors=not failed)
+                report.index_s += time.perf_counter() - rebuilt
             if failed and opened.created:
                 _drop_if_empty(conn, dataset_id)
     stats = source.stats

@@ -29,6 +29,7 @@ from vstore.db.sql import load
 from vstore.encode.encoder import Encoder, ModelSpec
 from vstore.encode.paths import filesystem_path
 from vstore.errors import ConfigError, ModelMismatch, NotFound, ReadOnlyDatabase
+from vstore.search.arithmetic import QueryTerm
 
 Target = Literal["images", "captions"]
 TARGETS: tuple[str, ...] = ("images", "captions")
@@ -219,6 +220,28 @@ class Store:
         """An image file -> images (default) or, with target="captions", image -> text."""
         return self.search_vector(self.encode_image(path), **options)
 
+    def search_terms(self, terms: Sequence[QueryTerm], **options: Any) -> list[Hit]:
+        """Query arithmetic: the weighted sum of texts, image files and stored images, renormalised, e.g.
+        `[QueryTerm("a cat", 2), QueryTerm(Path("beach.jpg")), QueryTerm("snow", -1)]` (see
+        search/arithmetic.py; `parse_terms` reads the CLI's '2:a cat' form). Texts go through the cache."""
+        return self.search_vector(self.combined_vector(terms), **options)
+
+    def combined_vector(self, terms: Sequence[QueryTerm]) -> np.ndarray:
+        """The query vector of `search_terms`."""
+        from vstore.search.arithmetic import combine
+
+        texts = [t.query for t in terms if isinstance(t.query, str)]
+        cached = dict(zip(texts, self.embed_text(texts), strict=True)) if texts else {}
+
+        def vector_of(term: QueryTerm) -> np.ndarray:
+            if isinstance(term.query, str):
+                return cached[term.query]
+            if isinstance(term.query, Path):
+                return self.encode_image(term.query)
+            return self.image_vector(int(term.query))
+
+        return combine(terms, vector_of)
+
     def search_like(self, image_id: int, **options: Any) -> list[Hit]:
         """A stored image -> the images nearest to it (itself excluded), or its nearest captions."""
         opts = SearchOptions(**options)
@@ -251,10 +274,11 @@ class Store:
                 f"query vector has shape {vector.shape}, this database holds {self.model.dim}-d."
             )
         conn = self.conn
+        dataset_id = self._dataset_id(opts.dataset)
         params = {
             "q": vector,
             "k": opts.k,
-            "dataset_id": self._dataset_id(opts.dataset),
+            "dataset_id": dataset_id,
             "split": opts.split,
             "exclude_id": exclude_id,
         }
@@ -264,10 +288,33 @@ class Store:
             set_query_knobs(conn, ef_search=ef_search, probes=opts.probes, exact=opts.exact, iterative=True)
             if opts.target == "images":
                 rows = conn.execute(load("queries/search_images"), params, prepare=True).fetchall()
+                if not rows:
+                    self._check_split(opts.split, dataset_id)
                 return [_image_hit(r) for r in rows]
             del params["exclude_id"]
             rows = conn.execute(load("queries/search_captions"), params, prepare=True).fetchall()
+            if not rows:
+                self._check_split(opts.split, dataset_id)
             return [_caption_hit(r) for r in rows]
+
+    def _check_split(self, split: str | None, dataset_id: int | None) -> None:
+        """An unknown --split is an error, like an unknown --dataset, naming the splits there are (checked
+        only when a search came back empty, so a normal search pays nothing for it)."""
+        if split is None:
+            return
+        known = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT DISTINCT split FROM public.images WHERE split IS NOT NULL "
+                "AND (%(d)s::bigint IS NULL OR dataset_id = %(d)s::bigint) ORDER BY split",
+                {"d": dataset_id},
+            ).fetchall()
+        ]
+        if split not in known:
+            where = " in that dataset" if dataset_id is not None else ""
+            raise NotFound(
+                f"there is no split named {split!r}{where}; the splits are: {', '.join(known) or 'none'}."
+            )
 
     def _dataset_id(self, name: str | None) -> int | None:
         return dataset_id(self.conn, name)

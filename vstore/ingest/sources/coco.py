@@ -17,6 +17,7 @@ from typing import Any
 
 from vstore.errors import SourceError
 from vstore.ingest.sources.records import (
+    LABEL_SEPARATOR,
     CaptionRecord,
     ImageRecord,
     SourceStats,
@@ -27,6 +28,7 @@ from vstore.ingest.sources.records import (
 )
 
 ANNOTATION_PREFIX = "captions_"
+INSTANCES_PREFIX = "instances_"  # optional: object categories, which become the images' labels
 
 
 def find_splits(root: Path) -> list[str]:
@@ -113,6 +115,24 @@ class CocoSource:
         for split in self.splits or ():
             yield from self._split_records(split)
 
+    def _labels(self, split: str) -> dict[Any, str]:
+        """image id -> its object categories ('cat|dog', sorted, see LABEL_SEPARATOR) from
+        annotations/instances_<split>.json when that file is present; {} otherwise."""
+        path = self.root / "annotations" / f"{INSTANCES_PREFIX}{split}.json"
+        if not path.is_file():
+            return {}
+        data = load_annotations(path)
+        names = {
+            c.get("id"): str(c.get("name"))
+            for c in data.get("categories", [])
+            if isinstance(c, dict) and c.get("name")
+        }
+        found: dict[Any, set[str]] = defaultdict(set)
+        for ann in data.get("annotations", []):
+            if isinstance(ann, dict) and ann.get("category_id") in names:
+                found[ann.get("image_id")].add(names[ann["category_id"]].replace(LABEL_SEPARATOR, " "))
+        return {image_id: LABEL_SEPARATOR.join(sorted(cats)) for image_id, cats in found.items()}
+
     def _split_records(self, split: str) -> Iterator[ImageRecord]:
         data = load_annotations(self._annotation_file(split))
         folder = self.root / split
@@ -138,6 +158,7 @@ class CocoSource:
             source_id = str(ann["id"]) if ann.get("id") is not None else text_caption_id(text)
             captions[caption_of].append(CaptionRecord(source_id, text))
         del data, by_id
+        labels = self._labels(split)
         on_disk = dict(walk_images(folder)) if folder.is_dir() else {}
         on_disk_posix = {rel.replace(os.sep, "/"): full for rel, full in on_disk.items()}
         for name in files:
@@ -153,5 +174,6 @@ class CocoSource:
                 file=on_disk_posix[rel],
                 split=split,
                 source_id=str(entry["id"]) if entry is not None else None,
+                label=labels.get(entry["id"]) if entry is not None else None,
                 captions=image_captions,
             )

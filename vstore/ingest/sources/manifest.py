@@ -4,7 +4,7 @@ same image: their captions are merged. Recognised columns/keys:
 
 - path: path, file, file_name, filename, image, image_path, filepath
 - caption(s): caption, text, title, or captions (a JSON list in JSONL)
-- optional: id (kept as the image's source id), label, split
+- optional: id (kept as the image's source id), label (several joined by "|": "cat|dog"), split
 """
 
 from __future__ import annotations

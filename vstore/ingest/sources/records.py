@@ -22,13 +22,16 @@ class CaptionRecord:
     text: str
 
 
+LABEL_SEPARATOR = "|"  # 'cat|dog': an image with two labels (manifest label column, COCO categories)
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     path: str  # relative to the dataset root, as stored (see vstore.encode.paths.stored_path)
     file: Path  # where to read it
     split: str | None = None
     source_id: str | None = None  # e.g. the COCO image id
-    label: str | None = None  # class folder name
+    label: str | None = None  # class folder name; several labels joined by LABEL_SEPARATOR
     captions: tuple[CaptionRecord, ...] = ()
 
 
