@@ -22,6 +22,7 @@ from vstore.errors import ConfigError, ModelLoadError
 RANDOM = "random"
 RANDOM_SEED = 0
 TINY_TEST_MODEL = "vstore-tiny"  # 32-d, 32x32 px; ships in encode/model_configs for tests
+TEXT_BATCH_SIZE = 64  # texts per model call; batches are length-sorted, so their padding is small
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,17 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class OpenClipEncoder:
-    def __init__(self, spec: ModelSpec, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: str = "auto",
+        threads: int | None = None,
+        text_batch_size: int = TEXT_BATCH_SIZE,
+    ) -> None:
         import open_clip
         import torch
+
+        from vstore.encode.text import TextEncoder
 
         _register_bundled_configs()
         if threads:
@@ -158,6 +167,7 @@ class OpenClipEncoder:
         self._preprocess = preprocess
         self._tokenizer = open_clip.get_tokenizer(spec.name)
         self.context_length = int(getattr(self._tokenizer, "context_length", 77))
+        self.text = TextEncoder(self._model, self._tokenizer, self._forward, text_batch_size)
 
     @property
     def dim(self) -> int:
@@ -166,7 +176,9 @@ class OpenClipEncoder:
     def image_transform(self) -> Callable[[Any], Any]:
         return self._preprocess
 
-    def _run(self, fn: Callable[[Any], Any], batch: Any) -> np.ndarray:
+    def _forward(self, fn: Callable[[Any], Any], batch: Any) -> np.ndarray:
+        """One batch through the model on its device: inference mode, fp16 autocast on CUDA. Returns the
+        model's vectors as float32, not normalised."""
         import torch
 
         with torch.inference_mode():
@@ -175,20 +187,21 @@ class OpenClipEncoder:
                     out = fn(batch.to(self.device, non_blocking=True))
             else:
                 out = fn(batch.to(self.device))
-        return l2_normalise(out.float().cpu().numpy())
+        return out.float().cpu().numpy()
 
     def encode_images(self, pixels: Any) -> np.ndarray:
         import torch
 
         if isinstance(pixels, np.ndarray):
             pixels = torch.from_numpy(pixels)
-        return self._run(self._model.encode_image, pixels)
+        return l2_normalise(self._forward(self._model.encode_image, pixels))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts in any order and number: batched by token length (padding-free where exact, see
+        encode/text.py), vectors returned in the order given."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        tokens = self._tokenizer(list(texts))
-        return self._run(self._model.encode_text, tokens)
+        return l2_normalise(self.text.encode(list(texts)))
 
     def count_tokens(self, text: str) -> int:
         """Tokens including start/end markers; more than context_length means the text gets truncated."""
