@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -213,3 +214,52 @@ class OpenClipEncoder:
 
 def load_encoder(spec: ModelSpec, device: str = "auto", threads: int | None = None) -> Encoder:
     return OpenClipEncoder(spec, device=device, threads=threads)
+
+
+class LazyEncoder:
+    """An Encoder that loads its model (torch, open_clip, weights: seconds) on the first call that needs
+    it, so a run with nothing to encode never pays for it. `dim` and `spec` need no model."""
+
+    def __init__(self, spec: ModelSpec, device: str = "auto", threads: int | None = None) -> None:
+        self.spec = spec
+        self._device, self._threads = device, threads
+        self._encoder: Encoder | None = None
+        self.load_s = 0.0  # seconds the load took, 0 while not loaded
+
+    @property
+    def loaded(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            started = time.perf_counter()
+            self._encoder = load_encoder(self.spec, device=self._device, threads=self._threads)
+            self.load_s = time.perf_counter() - started
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def device(self) -> str:
+        return self.encoder.device
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.encoder, "context_length", 77))
+
+    def image_transform(self) -> Callable[[Any], Any]:
+        return self.encoder.image_transform()
+
+    def encode_images(self, pixels: Any) -> np.ndarray:
+        return self.encoder.encode_images(pixels)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.encoder.encode_texts(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return self.encoder.count_tokens(text)

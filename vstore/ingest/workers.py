@@ -87,20 +87,29 @@ def decode_many(tasks: Sequence[DecodeTask]) -> list[Decoded]:
 
 class DecodePool:
     """Feeds decode tasks to a process pool (or decodes inline with workers=0), keeping a bounded number
-    in flight so memory stays flat however large the dataset, and hands results back in order."""
+    in flight so memory stays flat however large the dataset, and hands results back in order.
 
-    def __init__(self, transform: Any, workers: int, batch_size: int) -> None:
+    `transform` is called for the model's preprocess only when the first file has to be read: a run
+    where every file is unchanged starts no worker and loads no model."""
+
+    def __init__(self, transform: Callable[[], Any], workers: int, batch_size: int) -> None:
         self.workers = workers
         self.per_task = max(1, min(8, batch_size // max(1, workers)))
         self.ahead = max(2 * batch_size, 4 * self.per_task * max(1, workers))
-        self.pool = None
-        if workers > 0:
+        self.transform = transform
+        self.pool: Any = None
+        self.started = False
+
+    def _start(self) -> None:
+        self.started = True
+        transform = self.transform()
+        if self.workers > 0:
             import multiprocessing
 
             # fork: workers start in milliseconds and share the parent's imports; they run one torch
             # thread each (init_worker), the safe pattern torch's DataLoader uses.
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self.pool = multiprocessing.get_context(method).Pool(workers, init_worker, (transform, 1))
+            self.pool = multiprocessing.get_context(method).Pool(self.workers, init_worker, (transform, 1))
         else:
             init_worker(transform, 0)
 
@@ -124,6 +133,8 @@ class DecodePool:
                 for i, item in enumerate(group)
                 if item.decode
             ]
+            if tasks and not self.started:
+                self._start()
             handle = (
                 self.pool.apply_async(decode_many, (tasks,)) if self.pool is not None and tasks else tasks
             )
