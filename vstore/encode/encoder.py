@@ -86,7 +86,9 @@ def resolve_spec(name: str, pretrained: str) -> ModelSpec:
 
 class Encoder(Protocol):
     spec: ModelSpec
-    device: str
+
+    @property
+    def device(self) -> str: ...
 
     @property
     def dim(self) -> int: ...

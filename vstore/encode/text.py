@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -123,6 +124,10 @@ def encode_padding_free(tower: TextTower, tokens: Any, positions: Any) -> Any:
     return x @ projection
 
 
+def _cut_and_encode(tower: TextTower, positions: Any, tokens: Any) -> Any:
+    return encode_padding_free(tower, tokens, positions.to(tokens.device))
+
+
 def length_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """Indices into `lengths`, sorted by length (stable) and cut into batches of at most batch_size."""
     order = np.argsort(lengths, kind="stable")
@@ -168,9 +173,7 @@ class TextEncoder:
         for index in length_batches(positions.numpy(), self.batch_size):
             rows = torch.from_numpy(index)
             at = positions[rows]
-            vectors = self.run(
-                lambda batch, at=at: encode_padding_free(tower, batch, at.to(batch.device)), tokens[rows]
-            )
+            vectors = self.run(partial(_cut_and_encode, tower, at), tokens[rows])
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
             out[index] = vectors

@@ -222,9 +222,8 @@ class _Pipeline:
             if len(text) > context - 2 and self.encoder.count_tokens(text) > context:
                 self.report.captions_truncated += 1
         vectors = self.encoder.encode_texts(texts)
-        return [
-            CaptionRow(path, c.source_id, c.text, v) for (path, c), v in zip(self.captions, vectors, strict=True)
-        ]
+        pairs = zip(self.captions, vectors, strict=True)
+        return [CaptionRow(path, c.source_id, c.text, v) for (path, c), v in pairs]
 
     def tell(self) -> None:
         if self.progress:
