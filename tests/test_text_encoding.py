@@ -143,14 +143,21 @@ def test_towers_where_cutting_is_not_exact_fall_back_to_encode_text(build):
     assert np.abs(got - _reference(model, _tiny_tokenizer(), TEXTS)).max() < TOLERANCE
 
 
-def test_a_clip_model_whose_pooling_is_changed_falls_back(tiny_encoder, monkeypatch):
-    model = tiny_encoder._model
-    monkeypatch.setattr(model, "text_pool_type", "last")
-    assert TextEncoder(model, tiny_encoder._tokenizer, _forward).path == FULL_CONTEXT
-    monkeypatch.setattr(model, "text_pool_type", "argmax")
-    assert TextEncoder(model, tiny_encoder._tokenizer, _forward).path == PADDING_FREE
-    monkeypatch.setattr(model, "attn_mask", None)  # bidirectional: every position sees the padding
-    assert TextEncoder(model, tiny_encoder._tokenizer, _forward).path == FULL_CONTEXT
+def test_a_clip_model_whose_pooling_or_mask_is_changed_falls_back():
+    import torch
+    from open_clip.model import CLIP
+
+    torch.manual_seed(3)
+    model = CLIP(embed_dim=16, vision_cfg=TINY_VISION, text_cfg=TINY_TEXT).eval()  # its own, not shared
+    tokenizer = _tiny_tokenizer()
+    assert TextEncoder(model, tokenizer, _forward).path == PADDING_FREE
+    model.text_pool_type = "last"
+    assert TextEncoder(model, tokenizer, _forward).path == FULL_CONTEXT
+    model.text_pool_type = "argmax"
+    model.attn_mask = None  # bidirectional: every position sees the padding
+    text = TextEncoder(model, tokenizer, _forward, batch_size=4)
+    assert text.path == FULL_CONTEXT
+    assert np.abs(text.encode(TEXTS) - _reference(model, tokenizer, TEXTS)).max() < TOLERANCE
 
 
 @pytest.mark.slow
@@ -164,3 +171,24 @@ def test_vit_b_32_random_weights_padding_free_matches_encode_text():
     want = _reference(encoder._model, encoder._tokenizer, TEXTS)
     assert np.abs(got - want).max() < TOLERANCE
     assert np.abs(want).max() > 0.1  # real magnitudes, not a degenerate all-zero output
+
+
+def test_a_single_short_query_runs_on_one_thread_and_big_batches_on_all(tiny_encoder):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[int] = []
+
+    def recording(fn, batch):
+        seen.append(torch.get_num_threads())
+        return _forward(fn, batch)
+
+    try:
+        text = TextEncoder(tiny_encoder._model, tiny_encoder._tokenizer, recording, batch_size=64)
+        text.encode(["a dog on a skateboard"])
+        text.encode(["a long caption about a man riding a wave on top of a surfboard"] * 40)
+        assert seen == [1, 2]
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(threads)

@@ -16,12 +16,14 @@ CustomTextCLIP one. Only open_clip's own modules run (transformer, ln_final, tex
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import numpy as np
 
+SMALL_BATCH_POSITIONS = 128  # texts x tokens at or below which one torch thread runs the batch (below)
 PADDING_FREE = "padding-free"
 FULL_CONTEXT = "full-context"
 EXACT_POOLS = ("argmax", "eos")  # pooled at one position computed from the token ids
@@ -128,6 +130,24 @@ def _cut_and_encode(tower: TextTower, positions: Any, tokens: Any) -> Any:
     return encode_padding_free(tower, tokens, positions.to(tokens.device))
 
 
+@contextmanager
+def _single_thread_if_small(positions: int) -> Iterator[None]:
+    """Run a tiny batch (one short query: ~8 tokens) on one torch thread. Its matrices are too small for
+    intra-op parallelism to pay, and on a shared machine every parallel op waits for a descheduled
+    worker thread: measured on 2 busy cores, one query took p50 125 ms on one thread vs 913 ms on two."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if positions > SMALL_BATCH_POSITIONS or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def length_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     """Indices into `lengths`, sorted by length (stable) and cut into batches of at most batch_size."""
     order = np.argsort(lengths, kind="stable")
@@ -173,11 +193,13 @@ class TextEncoder:
         for index in length_batches(positions.numpy(), self.batch_size):
             rows = torch.from_numpy(index)
             at = positions[rows]
-            vectors = self.run(partial(_cut_and_encode, tower, at), tokens[rows])
+            size = len(index) * (int(at.max()) + 1)
+            with _single_thread_if_small(size):
+                vectors = self.run(partial(_cut_and_encode, tower, at), tokens[rows])
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
             out[index] = vectors
             self.batches[PADDING_FREE] += 1
-            self.positions += len(index) * (int(at.max()) + 1)
+            self.positions += size
         assert out is not None
         return out
