@@ -8,6 +8,7 @@ database (it deletes image rows, and refuses a database holding datasets it did 
     python -m benchmarks.ingest_bench copy --rows 2000
     python -m benchmarks.ingest_bench hnsw --rows 10000 20000
     python -m benchmarks.ingest_bench rss --images 1000 10000   # tiny model, its own databases
+    python -m benchmarks.ingest_bench encoder --images 240 --rerun-images 1000 --threads-study
 
 Prints one JSON object per measurement (medians over repeats). Generated images live under /tmp.
 """
@@ -91,7 +92,7 @@ def throughput(settings: Settings, images: int, repeats: int) -> None:
         model_rates.append(done / (time.perf_counter() - started))
         _clear(settings)
         report = ingest(settings, folder, dataset="bench-throughput", encoder=encoder)
-        seconds = report.wall_s - report.setup_s
+        seconds = report.wall_s - report.setup_s - report.model_load_s
         e2e_rates.append(report.images_encoded / seconds)
         write_shares.append(report.write_s / seconds)
         waits.append(report.decode_wait_s / seconds)
@@ -258,6 +259,108 @@ def rss(sizes: list[int]) -> None:
         )
 
 
+def encoder(
+    settings: Settings, images: int, captions: int, rerun_images: int, repeats: int, parts: list[str]
+) -> None:
+    """Issue 12's four figures (benchmarks/encoder_speed.py does the work); `parts` picks which. With
+    --threads-study the whole ingest also runs with inline decoding and with one torch thread. Every
+    line carries the load average, since the machine these were measured on was shared."""
+    import os
+
+    from benchmarks import encoder_speed as es
+    from vstore.encode.encoder import OpenClipEncoder
+    from vstore.ingest.pipeline import prepare_model
+
+    spec = prepare_model(settings)
+    batch = settings.batch_size
+    env = es.bench_env()
+    folder, texts = es.make_coco_folder(BENCH_DATA / f"vsbench-images-coco-{images}", images)
+    runs = []
+    if "ingest" in parts:
+        for label, extra, threads in THREAD_CONFIGS[: len(THREAD_CONFIGS) if THREADS_STUDY else 1]:
+            _clear(settings)
+            run_env = {**env, "VSTORE_THREADS": str(threads)} if threads else env
+            wall, report = es.cli_ingest(folder, "bench-coco", run_env, *extra)
+            runs.append(
+                {
+                    "config": label,
+                    "wall_s": round(wall, 2),
+                    "model_load_s": round(report["model_load_s"], 2),
+                    "cpu_s": round(report["cpu_s"], 1),
+                    "encode_s": round(report["encode_s"], 2),
+                    "decode_wait_s": round(report["decode_wait_s"], 2),
+                    "images": report["images_encoded"],
+                    "captions": report["captions_added"],
+                    "load_average": os.getloadavg(),
+                }
+            )
+    model = None
+    if {"ingest", "captions", "query"} & set(parts):
+        model = OpenClipEncoder(spec, device=settings.device, threads=settings.threads)
+    if "ingest" in parts:
+        model_only = es.model_only_full_context_s(model, images, texts, batch)
+        _emit(
+            measure="ingest_vs_model_only",
+            model=spec.label,
+            device=settings.device,
+            batch_size=batch,
+            images=images,
+            captions=len(texts),
+            cpus=os.cpu_count(),
+            model_only_full_context=model_only,
+            ingest=runs,
+            ratio=round(runs[0]["wall_s"] / model_only["total_s"], 3),
+            goal="<= 0.6",
+            load_average=os.getloadavg(),
+        )
+    if "captions" in parts:
+        _emit(
+            measure="caption_encoding",
+            model=spec.label,
+            goal="speedup >= 3",
+            **es.captions_per_s(model, texts[:captions], batch, repeats),
+            load_average=os.getloadavg(),
+        )
+    if "query" in parts:
+        _emit(
+            measure="query_encode",
+            model=spec.label,
+            goal="padding_free_p50_ms <= 30",
+            **es.query_latency_ms(model, "a dog on a skateboard", max(20, 10 * repeats)),
+            load_average=os.getloadavg(),
+        )
+    del model
+    if "rerun" in parts:
+        big = _generate(BENCH_DATA / "vsbench-images-640", rerun_images, (640, 480))
+        _clear(settings)
+        first, _ = es.cli_ingest(big, "bench-rerun", env)
+        again = [es.cli_ingest(big, "bench-rerun", env) for _ in range(repeats)]
+        _emit(
+            measure="unchanged_rerun",
+            model=spec.label,
+            images=rerun_images,
+            first_ingest_s=round(first, 1),
+            rerun_wall_s=[round(w, 2) for w, _ in again],
+            rerun_p50_s=round(statistics.median(w for w, _ in again), 2),
+            in_process_s=[round(r["wall_s"], 2) for _, r in again],
+            process_cpu_s=[round(r["cpu_s"], 2) for _, r in again],
+            model_loaded=[r["model_loaded"] for _, r in again],
+            unchanged=again[0][1]["unchanged"],
+            goal="< 2 s",
+            load_average=os.getloadavg(),
+        )
+
+
+ENCODER_PARTS = ["ingest", "captions", "query", "rerun"]
+# whole-ingest configurations for --threads-study: (label, extra CLI options, VSTORE_THREADS or None)
+THREAD_CONFIGS: list[tuple[str, tuple[str, ...], int | None]] = [
+    ("default", (), None),
+    ("inline-decode", ("--workers", "0"), None),
+    ("one-torch-thread", ("--workers", "1"), 1),
+]
+THREADS_STUDY = False
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.ingest_bench",
@@ -274,10 +377,18 @@ def main(argv: list[str] | None = None) -> None:
     h.add_argument("--rows", type=int, nargs="+", default=[10_000, 20_000])
     r = sub.add_parser("rss")
     r.add_argument("--images", type=int, nargs="+", default=[1000, 10_000])
+    e = sub.add_parser("encoder")
+    e.add_argument("--images", type=int, default=240)
+    e.add_argument("--captions", type=int, default=256, help="captions timed for captions/s")
+    e.add_argument("--rerun-images", type=int, default=1000)
+    e.add_argument("--repeats", type=int, default=3)
+    e.add_argument("--threads-study", action="store_true", help="also ingest with other thread settings")
+    e.add_argument("--parts", nargs="+", choices=ENCODER_PARTS, default=ENCODER_PARTS)
     parser.add_argument("--force", action="store_true", help="run beside datasets it did not create")
     args = parser.parse_args(argv)
-    global FORCE
+    global FORCE, THREADS_STUDY
     FORCE = args.force
+    THREADS_STUDY = getattr(args, "threads_study", False)
     settings = Settings.from_env()
     if args.what == "throughput":
         throughput(settings, args.images, args.repeats)
@@ -285,6 +396,8 @@ def main(argv: list[str] | None = None) -> None:
         copy_vs_insert(settings, args.rows)
     elif args.what == "hnsw":
         hnsw(settings, args.rows)
+    elif args.what == "encoder":
+        encoder(settings, args.images, args.captions, args.rerun_images, args.repeats, args.parts)
     else:
         rss(args.images)
 

@@ -64,7 +64,8 @@ class _Bar:
 
 def _summary(report: Any) -> None:
     splits = f" splits {', '.join(report.splits)}" if report.splits else ""
-    info(f"{report.dataset} ({report.format}{splits}) into {report.model} on {report.device}")
+    where = f"on {report.device}" if report.device else "(model not loaded: nothing to encode)"
+    info(f"{report.dataset} ({report.format}{splits}) into {report.model} {where}")
     info(
         f"  images: {report.scanned} found, {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.renamed} renamed/copied (embedding reused), "
@@ -90,7 +91,7 @@ def _summary(report: Any) -> None:
     if report.indexes_rebuilt:
         info(f"  indexes rebuilt after a bulk load: {', '.join(report.indexes_rebuilt)}")
     info(
-        f"  time: {report.wall_s:.1f} s wall ({report.setup_s:.1f} s loading the model and starting, "
+        f"  time: {report.wall_s:.1f} s wall ({report.model_load_s:.1f} s loading the model, "
         f"{report.index_s:.1f} s rebuilding indexes); "
         f"decode {report.decode_s:.1f} s (workers; model waited "
         f"{report.decode_wait_s:.1f} s), encode {report.encode_s:.1f} s, write {report.write_s:.1f} s; "

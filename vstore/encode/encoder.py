@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from vstore.errors import ConfigError, ModelLoadError
 RANDOM = "random"
 RANDOM_SEED = 0
 TINY_TEST_MODEL = "vstore-tiny"  # 32-d, 32x32 px; ships in encode/model_configs for tests
+TEXT_BATCH_SIZE = 64  # texts per model call; batches are length-sorted, so their padding is small
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ def resolve_spec(name: str, pretrained: str) -> ModelSpec:
 
 class Encoder(Protocol):
     spec: ModelSpec
-    device: str
+
+    @property
+    def device(self) -> str: ...
 
     @property
     def dim(self) -> int: ...
@@ -155,7 +159,13 @@ def create_model(spec: ModelSpec) -> tuple[Any, Callable[[Any], Any], Callable[[
 
 
 class OpenClipEncoder:
-    def __init__(self, spec: ModelSpec, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: str = "auto",
+        threads: int | None = None,
+        text_batch_size: int = TEXT_BATCH_SIZE,
+    ) -> None:
         import torch
 
         _register_bundled_configs()
@@ -164,15 +174,18 @@ class OpenClipEncoder:
         self.spec = spec
         self.device = pick_device(device)
         model, _, preprocess = create_model(spec)
-        self._attach(model, preprocess)
+        self._attach(model, preprocess, text_batch_size)
 
-    def _attach(self, model: Any, preprocess: Callable[[Any], Any]) -> None:
+    def _attach(self, model: Any, preprocess: Callable[[Any], Any], text_batch_size: int) -> None:
         import open_clip
+
+        from vstore.encode.text import TextEncoder
 
         self._model = model.to(self.device).eval()
         self._preprocess = preprocess
         self._tokenizer = open_clip.get_tokenizer(self.spec.name)
         self.context_length = int(getattr(self._tokenizer, "context_length", 77))
+        self.text = TextEncoder(self._model, self._tokenizer, self._forward, text_batch_size)
 
     @classmethod
     def around(
@@ -183,7 +196,7 @@ class OpenClipEncoder:
         encoder = cls.__new__(cls)
         encoder.spec = spec
         encoder.device = device
-        encoder._attach(model, preprocess)
+        encoder._attach(model, preprocess, TEXT_BATCH_SIZE)
         return encoder
 
     @property
@@ -193,7 +206,9 @@ class OpenClipEncoder:
     def image_transform(self) -> Callable[[Any], Any]:
         return self._preprocess
 
-    def _run(self, fn: Callable[[Any], Any], batch: Any) -> np.ndarray:
+    def _forward(self, fn: Callable[[Any], Any], batch: Any) -> np.ndarray:
+        """One batch through the model on its device: inference mode, fp16 autocast on CUDA. Returns the
+        model's vectors as float32, not normalised."""
         import torch
 
         with torch.inference_mode():
@@ -202,20 +217,21 @@ class OpenClipEncoder:
                     out = fn(batch.to(self.device, non_blocking=True))
             else:
                 out = fn(batch.to(self.device))
-        return l2_normalise(out.float().cpu().numpy())
+        return out.float().cpu().numpy()
 
     def encode_images(self, pixels: Any) -> np.ndarray:
         import torch
 
         if isinstance(pixels, np.ndarray):
             pixels = torch.from_numpy(pixels)
-        return self._run(self._model.encode_image, pixels)
+        return l2_normalise(self._forward(self._model.encode_image, pixels))
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts in any order and number: batched by token length (padding-free where exact, see
+        encode/text.py), vectors returned in the order given."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        tokens = self._tokenizer(list(texts))
-        return self._run(self._model.encode_text, tokens)
+        return l2_normalise(self.text.encode(list(texts)))
 
     def count_tokens(self, text: str) -> int:
         """Tokens including start/end markers; more than context_length means the text gets truncated."""
@@ -227,3 +243,52 @@ class OpenClipEncoder:
 
 def load_encoder(spec: ModelSpec, device: str = "auto", threads: int | None = None) -> Encoder:
     return OpenClipEncoder(spec, device=device, threads=threads)
+
+
+class LazyEncoder:
+    """An Encoder that loads its model (torch, open_clip, weights: seconds) on the first call that needs
+    it, so a run with nothing to encode never pays for it. `dim` and `spec` need no model."""
+
+    def __init__(self, spec: ModelSpec, device: str = "auto", threads: int | None = None) -> None:
+        self.spec = spec
+        self._device, self._threads = device, threads
+        self._encoder: Encoder | None = None
+        self.load_s = 0.0  # seconds the load took, 0 while not loaded
+
+    @property
+    def loaded(self) -> bool:
+        return self._encoder is not None
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            started = time.perf_counter()
+            self._encoder = load_encoder(self.spec, device=self._device, threads=self._threads)
+            self.load_s = time.perf_counter() - started
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def device(self) -> str:
+        return self.encoder.device
+
+    @property
+    def context_length(self) -> int:
+        return int(getattr(self.encoder, "context_length", 77))
+
+    def image_transform(self) -> Callable[[Any], Any]:
+        return self.encoder.image_transform()
+
+    def encode_images(self, pixels: Any) -> np.ndarray:
+        return self.encoder.encode_images(pixels)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.encoder.encode_texts(texts)
+
+    def count_tokens(self, text: str) -> int:
+        return self.encoder.count_tokens(text)

@@ -62,6 +62,12 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def ingest_threads(settings: Settings) -> int | None:
+    """torch intra-op threads for the ingest's encoder: --threads / VSTORE_THREADS when set, else torch's
+    default (see docs/ingest.md, Threads)."""
+    return settings.threads
+
+
 def _stat(path: Path) -> tuple[int, float] | None:
     try:
         st = os.stat(path)
@@ -136,7 +142,6 @@ class _Pipeline:
         self.settings, self.encoder, self.writer, self.dataset_id = settings, encoder, writer, dataset_id
         self.report, self.progress, self.total = report, progress, total
         self.batch_size = settings.batch_size
-        self.context_length = int(getattr(encoder, "context_length", 77))
         self.images: list[ImageRow] = []
         # decoded rows (with pixels, and whether the path had a row) whose content may already be stored
         self.to_check: list[tuple[ImageRow, Any, bool]] = []
@@ -201,13 +206,15 @@ class _Pipeline:
                     report.added += 1
             self.images.append(row)
         started = time.perf_counter()
+        loading_before = getattr(self.encoder, "load_s", 0.0)  # a lazy encoder may load in here
         if encode_rows:
             vectors = self.encoder.encode_images(np.stack(encode_pixels))
             for row, vector in zip(encode_rows, vectors, strict=True):
                 row.embedding = vector
             report.images_encoded += len(encode_rows)
         caption_rows = self._encode_captions()
-        report.encode_s += time.perf_counter() - started
+        loading = getattr(self.encoder, "load_s", 0.0) - loading_before
+        report.encode_s += time.perf_counter() - started - loading
         started = time.perf_counter()
         self.writer.write_batch(self.dataset_id, self.images, caption_rows)
         report.write_s += time.perf_counter() - started
@@ -216,22 +223,19 @@ class _Pipeline:
         self.tell()
 
     def _encode_captions(self) -> list[CaptionRow]:
-        rows: list[CaptionRow] = []
-        for start in range(0, len(self.captions), 4 * self.batch_size):
-            chunk = self.captions[start : start + 4 * self.batch_size]
-            texts = [c.text for _, c in chunk]
-            for text in texts:
-                # A token is at least one character, so only long texts can overflow the context.
-                if (
-                    len(text) > self.context_length - 2
-                    and self.encoder.count_tokens(text) > self.context_length
-                ):
-                    self.report.captions_truncated += 1
-            vectors = self.encoder.encode_texts(texts)
-            rows.extend(
-                CaptionRow(path, c.source_id, c.text, v) for (path, c), v in zip(chunk, vectors, strict=True)
-            )
-        return rows
+        """All captions of the batch in one call: the encoder sorts them by token length, so the more it
+        sees at once the less padding its batches carry."""
+        if not self.captions:
+            return []
+        texts = [c.text for _, c in self.captions]
+        context = int(getattr(self.encoder, "context_length", 77))
+        for text in texts:
+            # A token is at least one character, so only long texts can overflow the context.
+            if len(text) > context - 2 and self.encoder.count_tokens(text) > context:
+                self.report.captions_truncated += 1
+        vectors = self.encoder.encode_texts(texts)
+        pairs = zip(self.captions, vectors, strict=True)
+        return [CaptionRow(path, c.source_id, c.text, v) for (path, c), v in pairs]
 
     def tell(self) -> None:
         if self.progress:
@@ -261,14 +265,15 @@ def ingest(
     from vstore.db.connect import connection
     from vstore.db.indexes import begin_bulk_load, defer_indexes, rebuild_deferred
     from vstore.db.migrations import check_same_model
-    from vstore.encode.encoder import load_encoder
+    from vstore.encode.encoder import LazyEncoder
 
     started = time.perf_counter()
     source = open_source(Path(path), format, list(split) if split else None)
     total = source.estimate()  # also validates annotation files before anything is written
     spec = prepare_model(settings)
-    if encoder is None:
-        encoder = load_encoder(spec, device=settings.device, threads=settings.threads)
+    lazy: LazyEncoder | None = None
+    if encoder is None:  # loaded by the first image or caption that needs encoding, if any
+        encoder = lazy = LazyEncoder(spec, device=settings.device, threads=ingest_threads(settings))
     else:
         check_same_model(spec, encoder.spec)
     report = IngestReport(
@@ -278,7 +283,7 @@ def ingest(
         splits=list(source.splits) if source.splits else None,
         model=spec.label,
         random_weights=spec.random_weights,
-        device=encoder.device,
+        device="" if lazy is not None else encoder.device,
     )
     workers = default_workers() if settings.workers is None else settings.workers
     with connection(settings, autocommit=True) as conn:
@@ -305,7 +310,7 @@ def ingest(
         pipeline.tell()  # the progress bar starts now, not at the first commit
         failed = True
         try:
-            decoder = DecodePool(encoder.image_transform(), workers, settings.batch_size)
+            decoder = DecodePool(encoder.image_transform, workers, settings.batch_size)
             try:
                 planned = (
                     item
@@ -340,6 +345,10 @@ def ingest(
     report.captions_unknown_image = stats.captions_unknown_image
     report.uncaptioned_images = stats.uncaptioned_images
     report.annotations_missing_file = stats.annotations_missing_file
+    if lazy is not None:
+        report.model_loaded = lazy.loaded
+        report.model_load_s = lazy.load_s
+        report.device = lazy.device if lazy.loaded else ""
     report.wall_s = time.perf_counter() - started
     return report
 

@@ -40,7 +40,9 @@ class IngestReport:
     annotations_missing_file: int = 0  # annotation rows whose file is not on disk: skipped
     indexes_rebuilt: list[str] = field(default_factory=list)  # deferred for a bulk load, then rebuilt
     images_encoded: int = 0
-    setup_s: float = 0.0  # schema check, model load, worker start (index rebuilds are index_s)
+    model_loaded: bool = False  # this run loaded the model (an unchanged re-run does not)
+    model_load_s: float = 0.0  # ... and spent this long on it (torch + open_clip imports, weights)
+    setup_s: float = 0.0  # schema check, dataset row, worker start (the model loads later, when first needed)
     index_s: float = 0.0  # rebuilding indexes deferred for a bulk load (or left by a crashed one)
     decode_s: float = 0.0  # decode worker time, summed over workers
     decode_wait_s: float = 0.0  # time the main loop waited for decoded images (the model idle)
@@ -54,8 +56,8 @@ class IngestReport:
 
     @property
     def images_per_s(self) -> float:
-        """Images encoded per second of pipeline time (model loading and index rebuilds excluded)."""
-        seconds = self.wall_s - self.setup_s - self.index_s
+        """Images encoded per second of pipeline time (setup, model loading and index rebuilds excluded)."""
+        seconds = self.wall_s - self.setup_s - self.model_load_s - self.index_s
         return self.images_encoded / seconds if seconds > 0 else 0.0
 
     def as_dict(self) -> dict:

@@ -110,16 +110,25 @@ def _alive(pid: int) -> bool:
 
 class DecodePool:
     """Feeds decode tasks to a process pool (or decodes inline with workers=0), keeping a bounded number
-    in flight so memory stays flat however large the dataset, and hands results back in order."""
+    in flight so memory stays flat however large the dataset, and hands results back in order.
 
-    def __init__(self, transform: Any, workers: int, batch_size: int) -> None:
+    `transform` is called for the model's preprocess only when the first file has to be read: a run
+    where every file is unchanged starts no worker and loads no model."""
+
+    def __init__(self, transform: Callable[[], Any], workers: int, batch_size: int) -> None:
         self.workers = workers
         self.per_task = max(1, min(8, batch_size // max(1, workers)))
         self.ahead = max(2 * batch_size, 4 * self.per_task * max(1, workers))
-        self.pool = None
+        self.transform = transform
+        self.pool: Any = None
+        self.started = False
         self._groups = 0  # group ids handed out
         self._working: dict[int, int] = {}  # worker pid -> the group it last started
-        if workers > 0:
+
+    def _start(self) -> None:
+        self.started = True
+        transform = self.transform()
+        if self.workers > 0:
             import multiprocessing
 
             # fork: workers start in milliseconds and share the parent's imports; they run one torch
@@ -127,7 +136,7 @@ class DecodePool:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             context = multiprocessing.get_context(method)
             self._started = context.SimpleQueue()
-            self.pool = context.Pool(workers, init_worker, (transform, 1, self._started))
+            self.pool = context.Pool(self.workers, init_worker, (transform, 1, self._started))
         else:
             init_worker(transform, 0)
 
@@ -181,6 +190,8 @@ class DecodePool:
                 for i, item in enumerate(group)
                 if item.decode
             ]
+            if tasks and not self.started:
+                self._start()
             handle = self._submit(tasks) if self.pool is not None and tasks else tasks
             in_flight += len(tasks)
             window.append((group, handle))
