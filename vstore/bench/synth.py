@@ -1,5 +1,6 @@
-"""Synthetic data for benchmarks: clustered unit vectors (closer to real CLIP embeddings than uniform
-noise, which no index handles well) and a fast loader that fills a scratch dataset of images and captions
+"""Synthetic data for benchmarks: clustered unit vectors (profile "clusters": closer to real CLIP
+embeddings than uniform noise, which no index handles well) or CLIP-like ones with a modality gap
+(profile "clip", bench/clip_synth.py), and a fast loader that fills a scratch dataset of images and captions
 with them by binary COPY, with the vector indexes dropped during the load and rebuilt after.
 
 `vstore bench synth` and the search benchmark (vstore/search_bench.py) use it. Rows are fake: paths
@@ -136,21 +137,29 @@ def copy_captions(
         progress("captions", len(texts), len(texts))
 
 
+PROFILES = ("clusters", "clip")
+
+
 def load_synthetic(
     settings: Settings,
     rows: int,
     *,
     dataset: str = "synth",
-    captions_per_image: int = 1,
+    captions_per_image: int | None = None,
     seed: int = 0,
+    profile: str = "clusters",
+    caption_sample: int | None = None,
     dim: int | None = None,
     clusters: int | None = None,
     progress: Progress | None = None,
     force: bool = False,
 ) -> SynthReport:
     """Fill dataset `dataset` (replacing an earlier synthetic one of that name) with `rows` images and
-    `captions_per_image` captions each, vectors of the database's dimension (a different `dim` is
-    refused with ModelMismatch). Captions lie near their image (image->text finds them). The vector
+    `captions_per_image` captions each (default 1 for `clusters`, 5 for `clip`), vectors of the
+    database's dimension (a different `dim` is refused with ModelMismatch). `profile` "clusters": unit
+    vectors around spread-out centres, captions near their image; "clip": CLIP-like vectors with a
+    modality gap (bench/clip_synth.py). `caption_sample` captions only that many images, evenly spaced
+    (query material at 1M rows without a caption table five times the image table). The vector
     indexes are dropped for the load and rebuilt after it, then the tables are ANALYZEd.
 
     Refused (UserDataPresent) on a database holding non-synthetic datasets, unless `force`: synthetic rows
@@ -159,15 +168,21 @@ def load_synthetic(
     from vstore.db.indexes import VECTOR_TABLES, defer_indexes, rebuild_deferred
     from vstore.db.migrations import require_model
 
-    if rows < 1 or captions_per_image < 0:
-        raise ConfigError("load_synthetic needs rows >= 1 and captions_per_image >= 0.")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown synthetic profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    if captions_per_image is None:
+        captions_per_image = 5 if profile == "clip" else 1
+    if rows < 1 or captions_per_image < 0 or (caption_sample is not None and caption_sample < 0):
+        raise ConfigError("load_synthetic needs rows >= 1, captions_per_image >= 0, caption_sample >= 0.")
     model = require_model(settings)
     if dim is not None and dim != model.dim:
         raise ModelMismatch(
             f"synthetic vectors of dim {dim} asked for, but this database holds {model.label} vectors of "
             f"dim {model.dim}; drop the dim option or use a database initialised for a {dim}-d model."
         )
-    image_vectors = synth_vectors(rows, model.dim, clusters=clusters, seed=seed)
+    image_vectors, caption_vectors, owners = _generate(
+        profile, rows, model.dim, captions_per_image, caption_sample, clusters, seed
+    )
     width = len(str(rows))
     paths = [f"{i:0{width}d}.jpg" for i in range(rows)]
     splits = ["val" if i % SPLIT_VAL_EVERY == 0 else "train" for i in range(rows)]
@@ -183,9 +198,8 @@ def load_synthetic(
                 dataset_id = _replace_dataset(conn, dataset)
                 image_ids = _allocate_ids(conn, "images", rows)
                 copy_images(conn, dataset_id, image_ids, paths, image_vectors, splits, progress)
-                n_captions = rows * captions_per_image
+                n_captions = len(owners)
                 if n_captions:
-                    caption_vectors, owners = _caption_vectors(image_vectors, captions_per_image, seed)
                     texts = [
                         f"synthetic caption {j % captions_per_image} of image {paths[i]}"
                         for j, i in enumerate(owners)
@@ -205,10 +219,41 @@ def load_synthetic(
     return SynthReport(dataset, dataset_id, rows, n_captions, model.dim, seconds_copy, seconds_index)
 
 
-def _caption_vectors(image_vectors: np.ndarray, per_image: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _generate(
+    profile: str,
+    rows: int,
+    dim: int,
+    per_image: int,
+    caption_sample: int | None,
+    clusters: int | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image vectors, caption vectors, each caption's image row) for a profile."""
+    if profile == "clip":
+        from vstore.bench.clip_synth import clip_vectors
+
+        made = clip_vectors(
+            rows,
+            dim,
+            captions_per_image=per_image,
+            caption_sample=caption_sample,
+            clusters=clusters,
+            seed=seed,
+        )
+        return made.images, made.captions, made.owners
+    from vstore.bench.clip_synth import captioned_rows
+
+    images = synth_vectors(rows, dim, clusters=clusters, seed=seed)
+    captions, owners = _caption_vectors(images, per_image, seed, captioned_rows(rows, caption_sample))
+    return images, captions, owners
+
+
+def _caption_vectors(
+    image_vectors: np.ndarray, per_image: int, seed: int, captioned: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Caption vectors near their image's vector; returns them and each caption's image row index."""
     rng = np.random.default_rng(seed + 1)
-    owners = np.repeat(np.arange(len(image_vectors)), per_image)
+    owners = np.repeat(captioned, per_image)
     dim = image_vectors.shape[1]
     noise = rng.standard_normal((len(owners), dim), dtype=np.float32) * (0.5 / np.sqrt(dim))
     return _unit(image_vectors[owners] + noise).astype(np.float32), owners

@@ -260,7 +260,20 @@ def bench_synth(
     dim: Annotated[
         int | None, typer.Option(help="Vector dimension; must equal the database model's.")
     ] = None,
-    captions_per_image: Annotated[int, typer.Option(help="Captions per image (near their image).")] = 1,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="clusters: unit vectors around spread-out centres; clip: CLIP-like (modality gap, "
+            "low intrinsic dimension, uneven clusters), see docs/benchmarks.md."
+        ),
+    ] = "clusters",
+    captions_per_image: Annotated[
+        int | None, typer.Option(help="Captions per image (default 1 for clusters, 5 for clip).")
+    ] = None,
+    caption_sample: Annotated[
+        int | None,
+        typer.Option(help="Caption only this many images, evenly spaced (query material at scale)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same vectors).")] = 0,
     dataset: Annotated[
         str, typer.Option(help="Dataset name (an earlier one of that name is replaced).")
@@ -270,8 +283,9 @@ def bench_synth(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fill a scratch dataset with clustered, normalised vectors (not uniform noise, an unrealistically
-    hard case) for benchmarks when no real data is at hand. Indexes are rebuilt after the load."""
+    """Fill a scratch dataset with synthetic normalised vectors for benchmarks when no real data is at
+    hand: clustered (--profile clusters) or CLIP-like (--profile clip). Indexes are rebuilt after the
+    load; the report gives the copy and index-build seconds."""
     from vstore.bench.synth import load_synthetic
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -283,6 +297,8 @@ def bench_synth(
         rows,
         dataset=dataset,
         captions_per_image=captions_per_image,
+        caption_sample=caption_sample,
+        profile=profile,
         seed=seed,
         dim=dim,
         progress=progress,

@@ -65,6 +65,8 @@ class CompareRow:
     threads: int
     cpu_count: int
     build_params: dict[str, Any] = field(default_factory=dict)
+    # per query kind ("text->image", "image->image"): {"recall_at_k", "p50_ms", "p95_ms", "queries"}
+    by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -143,6 +145,30 @@ def recall(corpus: Corpus, queries: QuerySet, results: list[np.ndarray], kth: np
         distances = 1.0 - corpus.vectors[rows] @ queries.vectors[i]
         total += min(k, int(np.sum(distances <= kth[i] + TIE_EPSILON))) / k
     return total / len(results)
+
+
+def by_kind(
+    corpus: Corpus,
+    queries: QuerySet,
+    results: list[np.ndarray],
+    kth: np.ndarray,
+    latency_ms: np.ndarray,
+    k: int,
+) -> dict[str, dict[str, float]]:
+    """Recall and latency percentiles of each query kind on its own: text->image queries come from
+    another distribution than the indexed images (the modality gap), so they fare differently."""
+    out = {}
+    kinds = np.array(queries.kinds)
+    for kind in dict.fromkeys(queries.kinds):
+        rows = np.flatnonzero(kinds == kind)
+        subset = QuerySet(queries.vectors[rows], queries.exclude[rows], [kind] * len(rows))
+        out[kind] = {
+            "recall_at_k": recall(corpus, subset, [results[i] for i in rows], kth[rows], k),
+            "p50_ms": float(np.percentile(latency_ms[rows], 50)),
+            "p95_ms": float(np.percentile(latency_ms[rows], 95)),
+            "queries": float(len(rows)),
+        }
+    return out
 
 
 def time_method(
@@ -254,6 +280,7 @@ def compare(
                         threads=options.threads,
                         cpu_count=os.cpu_count() or 0,
                         build_params=dict(method.build_params),
+                        by_kind=by_kind(corpus, query_set, results, kth, latency_ms, k),
                     )
                 )
         finally:
@@ -262,8 +289,9 @@ def compare(
 
 
 def format_table(rows: Sequence[CompareRow]) -> str:
-    """A plain-text table, one line per method and setting."""
-    header = (
+    """A plain-text table, one line per method and setting; then recall and p50 per query kind."""
+    kinds = list(dict.fromkeys(kind for r in rows for kind in r.by_kind))
+    header: tuple[str, ...] = (
         "method",
         "params",
         "recall",
@@ -274,6 +302,7 @@ def format_table(rows: Sequence[CompareRow]) -> str:
         "server_ms",
         "build_s",
         "size_MB",
+        *(f"{column} {kind}" for kind in kinds for column in ("recall", "p50")),
     )
     lines = [header]
     for r in rows:
@@ -289,6 +318,11 @@ def format_table(rows: Sequence[CompareRow]) -> str:
                 "-" if r.server_ms is None else f"{r.server_ms:.3f}",
                 "-" if r.build_s is None else f"{r.build_s:.2f}",
                 f"{r.size_bytes / 1e6:.1f}",
+                *(
+                    f"{r.by_kind[kind][column]:{fmt}}" if kind in r.by_kind else "-"
+                    for kind in kinds
+                    for column, fmt in (("recall_at_k", ".3f"), ("p50_ms", ".3f"))
+                ),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
