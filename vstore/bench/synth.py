@@ -95,6 +95,17 @@ def _allocate_ids(conn: psycopg.Connection, table: str, n: int) -> np.ndarray:
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
 
 
+def _wrapper(storage: str) -> Callable[[np.ndarray], object]:
+    """How a float32 row goes to COPY: as is for vector; pgvector's halfvec dumper wants a HalfVector."""
+    if storage == "halfvec":
+        from pgvector import HalfVector
+
+        return HalfVector
+    if storage != "vector":
+        raise ConfigError(f"unknown storage {storage!r}; choose vector or halfvec.")
+    return lambda vector: vector
+
+
 def copy_images(
     conn: psycopg.Connection,
     dataset_id: int,
@@ -103,15 +114,18 @@ def copy_images(
     vectors: np.ndarray,
     splits: Sequence[str | None] | None = None,
     progress: Progress | None = None,
+    storage: str = "vector",
 ) -> None:
-    """Binary COPY of image rows (status 'ok') with explicit ids; pgvector's adapter writes the vectors."""
+    """Binary COPY of image rows (status 'ok') with explicit ids; pgvector's adapter writes the vectors
+    in the column's binary format (`storage`: vector or halfvec)."""
     sql = (
         "COPY public.images (id, dataset_id, split, path, status, embedding) FROM STDIN WITH (FORMAT BINARY)"
     )
+    wrap = _wrapper(storage)
     with conn.cursor().copy(sql) as copy:
-        copy.set_types(["int8", "int8", "text", "text", "text", "vector"])
+        copy.set_types(["int8", "int8", "text", "text", "text", storage])
         for i, (id_, path, vector) in enumerate(zip(ids, paths, vectors, strict=True)):
-            copy.write_row((int(id_), dataset_id, splits[i] if splits else None, path, "ok", vector))
+            copy.write_row((int(id_), dataset_id, splits[i] if splits else None, path, "ok", wrap(vector)))
             if progress and (i + 1) % _CHUNK == 0:
                 progress("images", i + 1, len(ids))
     if progress:
@@ -124,13 +138,15 @@ def copy_captions(
     texts: Sequence[str],
     vectors: np.ndarray,
     progress: Progress | None = None,
+    storage: str = "vector",
 ) -> None:
     """Binary COPY of caption rows; source_id is the caption's position, unique per image."""
     sql = "COPY public.captions (image_id, source_id, text, embedding) FROM STDIN WITH (FORMAT BINARY)"
+    wrap = _wrapper(storage)
     with conn.cursor().copy(sql) as copy:
-        copy.set_types(["int8", "text", "text", "vector"])
+        copy.set_types(["int8", "text", "text", storage])
         for i, (image_id, text, vector) in enumerate(zip(image_ids, texts, vectors, strict=True)):
-            copy.write_row((int(image_id), str(i), text, vector))
+            copy.write_row((int(image_id), str(i), text, wrap(vector)))
             if progress and (i + 1) % _CHUNK == 0:
                 progress("captions", i + 1, len(texts))
     if progress:
@@ -165,7 +181,7 @@ def load_synthetic(
     Refused (UserDataPresent) on a database holding non-synthetic datasets, unless `force`: synthetic rows
     would turn up in the user's searches."""
     from vstore.bench.guard import refuse_user_data
-    from vstore.db.indexes import VECTOR_TABLES, defer_indexes, rebuild_deferred
+    from vstore.db.indexes import VECTOR_TABLES, column_storage, defer_indexes, rebuild_deferred
     from vstore.db.migrations import require_model
 
     if profile not in PROFILES:
@@ -190,6 +206,7 @@ def load_synthetic(
     # autocommit: each step below is its own transaction (the indexes rebuild one by one, committed).
     with connection(settings, autocommit=True) as conn:
         refuse_user_data(conn, lambda _name, _root, fmt: fmt == SYNTH_FORMAT, force=force)
+        storage = column_storage(conn, "images")
         for table in VECTOR_TABLES:
             defer_indexes(conn, table)
         try:
@@ -197,14 +214,14 @@ def load_synthetic(
             with conn.transaction():
                 dataset_id = _replace_dataset(conn, dataset)
                 image_ids = _allocate_ids(conn, "images", rows)
-                copy_images(conn, dataset_id, image_ids, paths, image_vectors, splits, progress)
+                copy_images(conn, dataset_id, image_ids, paths, image_vectors, splits, progress, storage)
                 n_captions = len(owners)
                 if n_captions:
                     texts = [
                         f"synthetic caption {j % captions_per_image} of image {paths[i]}"
                         for j, i in enumerate(owners)
                     ]
-                    copy_captions(conn, image_ids[owners], texts, caption_vectors, progress)
+                    copy_captions(conn, image_ids[owners], texts, caption_vectors, progress, storage)
             seconds_copy = time.perf_counter() - started
         finally:
             # Also after a failed load: the indexes must come back (deferred_indexes remembers them).

@@ -178,6 +178,10 @@ def compare(
     probes: Annotated[
         str | None, typer.Option(help="IVF sweep (probes / nprobe), e.g. 1,2,4,8,16,32.")
     ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(help="pgvector-bq sweep: Hamming candidates re-ranked exactly, e.g. 10,40,160,640."),
+    ] = None,
     nlist: Annotated[int | None, typer.Option(help="IVF lists for pgvector IVFFlat and Faiss IVF.")] = None,
     m: Annotated[int | None, typer.Option("--m", help="HNSW M (default: the pgvector index's).")] = None,
     ef_construction: Annotated[
@@ -197,9 +201,10 @@ def compare(
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a recall-vs-QPS PNG here.")] = None,
 ) -> None:
-    """pgvector (exact, HNSW, IVFFlat) against Faiss (Flat, IVF, HNSW, IVF-PQ) and sklearn on the same
+    """pgvector (exact, HNSW, IVFFlat, binary-quantised HNSW + re-rank) against Faiss (Flat, IVF, HNSW,
+    IVF-PQ) and sklearn on the same
     queries: recall@k, latency percentiles, QPS, build time and size per method and setting."""
-    from vstore.compare.base import EF_SWEEP, PROBE_SWEEP, BuildOptions
+    from vstore.compare.base import EF_SWEEP, PROBE_SWEEP, RERANK_SWEEP, BuildOptions
     from vstore.compare.harness import compare as run_compare
     from vstore.compare.harness import format_table
 
@@ -213,6 +218,7 @@ def compare(
         rebuild_hnsw=rebuild_hnsw,
         ef_sweep=_ints(ef_search, "--ef-search") or EF_SWEEP,
         probe_sweep=_ints(probes, "--probes") or PROBE_SWEEP,
+        rerank_sweep=_ints(rerank, "--rerank") or RERANK_SWEEP,
     )
     report = run_compare(
         settings(),

@@ -16,6 +16,7 @@ from vstore.config import Settings
 
 EF_SWEEP = (10, 20, 40, 80, 160, 320)
 PROBE_SWEEP = (1, 2, 4, 8, 16, 32)
+RERANK_SWEEP = (10, 20, 40, 80, 160, 320, 640)  # pgvector-bq: Hamming candidates re-ranked exactly
 
 
 @dataclass
@@ -66,6 +67,7 @@ class BuildOptions:
     rebuild_hnsw: bool = False  # rebuild the pgvector HNSW index to time its build (else build_s is None)
     ef_sweep: Sequence[int] = EF_SWEEP
     probe_sweep: Sequence[int] = PROBE_SWEEP
+    rerank_sweep: Sequence[int] = RERANK_SWEEP
 
 
 def default_pq(dim: int, rows: int) -> tuple[int, int]:

@@ -18,9 +18,30 @@ from vstore.errors import ConfigError, NotFound
 
 VECTOR_TABLES = ("images", "captions")
 INDEX_KINDS = ("hnsw", "ivfflat")
+# Binary quantisation: an HNSW index over binary_quantize(embedding)::bit(d) with Hamming distance, a
+# candidate generator for a re-rank by <=> (compare method pgvector-bq). Its access method is hnsw too;
+# list_indexes tells it apart by its expression.
+BQ_KIND = "bq"
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
 # hnsw.ef_search for searches: 100 gives recall@10 >= 0.95 at 100k rows (docs/search.md); pgvector's is 40
 DEFAULT_EF_SEARCH = 100
+OPCLASSES = {"vector": "vector_cosine_ops", "halfvec": "halfvec_cosine_ops"}  # by column type
+
+
+def column_type(conn: psycopg.Connection, table: str) -> tuple[str, int]:
+    """('vector' or 'halfvec', dimension) of `table`.embedding (`vstore init --storage`)."""
+    _check(table)
+    found, dim = conn.execute(
+        "SELECT format_type(atttypid, atttypmod), atttypmod FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attname = 'embedding'",
+        (f"public.{table}",),
+    ).fetchall()[0]
+    return ("halfvec" if str(found).startswith("halfvec") else "vector"), int(dim)
+
+
+def column_storage(conn: psycopg.Connection, table: str) -> str:
+    """'vector' or 'halfvec': the type of `table`.embedding."""
+    return column_type(conn, table)[0]
 
 
 def default_nlist(rows: int) -> int:
@@ -38,7 +59,7 @@ def index_name(table: str, kind: str) -> str:
 def _check(table: str, kind: str | None = None) -> None:
     if table not in VECTOR_TABLES:
         raise ConfigError(f"no vector column on {table!r}; choose one of {', '.join(VECTOR_TABLES)}.")
-    if kind is not None and kind not in INDEX_KINDS:
+    if kind is not None and kind not in (*INDEX_KINDS, BQ_KIND):
         raise ConfigError(f"unknown index type {kind!r}; choose one of {', '.join(INDEX_KINDS)}.")
 
 
@@ -50,9 +71,22 @@ def index_ddl(
     ef_construction: int = 64,
     lists: int | None = None,
     rows: int | None = None,
+    storage: str = "vector",
+    dim: int | None = None,
 ) -> str:
-    """CREATE INDEX statement. IVFFlat `lists` defaults to default_nlist(rows)."""
+    """CREATE INDEX statement. IVFFlat `lists` defaults to default_nlist(rows); `storage` is the column
+    type (vector or halfvec), which picks the operator class; the bq kind needs the dimension."""
     name = index_name(table, kind)
+    if storage not in OPCLASSES:
+        raise ConfigError(f"unknown storage {storage!r}; choose vector or halfvec.")
+    if kind == BQ_KIND:
+        if not dim or dim < 1 or m < 2 or ef_construction < 2 * m:
+            raise ConfigError("a binary-quantised index needs the dimension, m >= 2, ef_construction >= 2*m.")
+        return (
+            f"CREATE INDEX {name} ON public.{table} USING hnsw "
+            f"((binary_quantize(embedding)::bit({int(dim)})) bit_hamming_ops) "
+            f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+        )
     if kind == "hnsw":
         if m < 2 or ef_construction < 2 * m:
             raise ConfigError("HNSW needs m >= 2 and ef_construction >= 2*m (pgvector's rule).")
@@ -64,7 +98,8 @@ def index_ddl(
             raise ConfigError("--lists must be at least 1.")
         options = f"lists = {int(lists)}"
     return (
-        f"CREATE INDEX {name} ON public.{table} USING {kind} (embedding vector_cosine_ops) WITH ({options})"
+        f"CREATE INDEX {name} ON public.{table} USING {kind} (embedding {OPCLASSES[storage]}) "
+        f"WITH ({options})"
     )
 
 
@@ -103,13 +138,26 @@ def list_indexes(conn: psycopg.Connection) -> list[IndexInfo]:
         """,
         (list(VECTOR_TABLES), list(INDEX_KINDS)),
     ).fetchall()
-    return [IndexInfo(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5]), _parameters(r[6])) for r in rows]
+    return [
+        IndexInfo(
+            r[0],
+            r[1],
+            BQ_KIND if "binary_quantize(" in r[3] else r[2],
+            r[3],
+            int(r[4]),
+            bool(r[5]),
+            _parameters(r[6]),
+        )
+        for r in rows
+    ]
 
 
 def create_index(conn: psycopg.Connection, table: str, kind: str, **params: int | None) -> IndexInfo:
     """Build one index (replacing an index of the same kind). Runs in its own committed transaction."""
     rows = scalar(conn, f"SELECT count(*) FROM public.{table}") if kind == "ivfflat" else None
-    ddl = index_ddl(table, kind, rows=rows, **{k: v for k, v in params.items() if v is not None})
+    given = {k: v for k, v in params.items() if v is not None}
+    storage, dim = column_type(conn, table)
+    ddl = index_ddl(table, kind, rows=rows, storage=storage, dim=dim, **given)
     with conn.transaction():
         conn.execute(f"DROP INDEX IF EXISTS public.{index_name(table, kind)}")
         conn.execute(ddl)
