@@ -150,8 +150,10 @@ def test_sql_api_on_halfvec_skips_images_that_are_not_ok(half_db):
 def test_search_export_and_compare_work_on_halfvec(half_settings, tmp_path):
     from vstore.compare.export import export
     from vstore.compare.harness import compare
+    from vstore.db.status import database_status
     from vstore.search.store import Store
 
+    assert database_status(half_settings)["storage"] == "halfvec"
     load_synthetic(half_settings, 300, captions_per_image=1, seed=6)
     report = export(half_settings, tmp_path / "out", tables=("images",))
     vectors = np.load(tmp_path / "out" / "images.npy")
@@ -166,3 +168,20 @@ def test_search_export_and_compare_work_on_halfvec(half_settings, tmp_path):
     rows = compare(half_settings, queries=20, methods=["pgvector-hnsw", "faiss-flat"], repeats=1).rows
     best = max(r.recall_at_k for r in rows if r.method == "pgvector-hnsw")
     assert best >= 0.95 and next(r for r in rows if r.method == "faiss-flat").recall_at_k == 1.0
+
+
+def test_cli_init_storage_option_rejects_an_unknown_storage_with_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "vstore", "init", "--storage", "float8"],
+        env={**env, "VSTORE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--storage" in result.stderr and "vector or halfvec" in result.stderr

@@ -10,7 +10,7 @@ from vstore.db.connect import connection, redact, scalar
 
 def database_status(settings: Settings) -> dict[str, Any]:
     from vstore.db import embedded
-    from vstore.db.migrations import current_revision, head_revision, read_model
+    from vstore.db.migrations import current_revision, head_revision, read_model, read_storage
 
     report: dict[str, Any] = {}
     with connection(settings, autocommit=True, vector=False) as conn:  # starts the embedded server
@@ -30,6 +30,7 @@ def database_status(settings: Settings) -> dict[str, Any]:
         if model is not None:
             report["model"] = model.label + (" (RANDOM WEIGHTS)" if model.random_weights else "")
             report["dim"] = model.dim
+            report["storage"] = read_storage(conn)
             for table in ("datasets", "images", "captions", "text_queries"):
                 report[table] = scalar(conn, f"SELECT count(*) FROM public.{table}")
     return report
