@@ -68,3 +68,16 @@ def test_load_synthetic_clip_profile_samples_captions(settings):
     assert 0.6 <= gap <= 0.8  # cosine distance of true pairs ~0.7 (similarity ~0.3), also at 32-d
     with pytest.raises(ConfigError, match="unknown synthetic profile"):
         load_synthetic(settings, 10, profile="uniform")
+
+
+def test_the_generator_streams_the_same_rows_in_bounded_chunks():
+    from vstore.bench.clip_synth import ClipGenerator
+
+    whole = clip_vectors(25_000, 16, captions_per_image=2, caption_sample=30, seed=9)
+    gen = ClipGenerator(25_000, 16, captions_per_image=2, caption_sample=30, seed=9)
+    with pytest.raises(ConfigError, match="image chunks before the captions"):
+        gen.captions()
+    chunks = list(gen.image_chunks())
+    assert [len(c) for c in chunks] == [10_000, 10_000, 5_000]  # the loader holds one chunk at a time
+    assert np.array_equal(np.concatenate(chunks), whole.images)
+    assert np.array_equal(gen.captions(), whole.captions) and np.array_equal(gen.owners, whole.owners)

@@ -23,6 +23,7 @@ statistics measured on the output next to the published CLIP figures.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +97,77 @@ def captioned_rows(rows: int, sample: int | None) -> np.ndarray:
     return np.unique(np.linspace(0, rows - 1, num=max(sample, 0), dtype=np.int64))
 
 
+class ClipGenerator:
+    """Streams a CLIP-like dataset: `image_chunks()` yields the image vectors 10k rows at a time (the
+    loader COPYs each chunk, so the client's memory stays flat at 1M rows), then `captions()` gives the
+    caption vectors of the images of `captioned_rows`. Deterministic for a seed."""
+
+    def __init__(
+        self,
+        n: int,
+        dim: int,
+        *,
+        captions_per_image: int = 5,
+        caption_sample: int | None = None,
+        clusters: int | None = None,
+        profile: ClipProfile = CLIP,
+        seed: int = 0,
+    ) -> None:
+        if n < 1 or dim < 2 or captions_per_image < 0:
+            raise ConfigError("clip_vectors needs n >= 1, dim >= 2 and captions_per_image >= 0.")
+        shares = profile.cone + profile.semantic + profile.private
+        if abs(shares - 1.0) > 1e-6 or min(profile.cone, profile.semantic, profile.private) < 0:
+            raise ConfigError("a CLIP profile's cone, semantic and private shares must be >= 0 and sum to 1.")
+        self.n, self.dim, self.per_image, self.profile = n, dim, captions_per_image, profile
+        self.rng = np.random.default_rng(seed)
+        k = clusters or max(8, n // profile.rows_per_cluster)
+        self.spectrum = _Spectrum(dim, profile.alpha, self.rng)
+        self.image_dir, self.text_dir = _modality_directions(dim, profile.modality_cos, self.rng)
+        self.centres = self.spectrum.draw(self.rng, k)
+        self.clusters = self.rng.choice(k, size=n, p=cluster_weights(k, profile.zipf, self.rng)).astype(
+            np.int32
+        )
+        self.captioned = captioned_rows(n, caption_sample)
+        self.owners = np.repeat(self.captioned, captions_per_image)
+        self._kept_z = np.empty((len(self.captioned), dim), dtype=np.float32)
+        self._images_done = False
+
+    def _weights(self) -> tuple[np.float32, ...]:
+        p = self.profile
+        return tuple(
+            np.float32(np.sqrt(x))
+            for x in (p.cone, p.semantic, p.private, p.centre_share, 1.0 - p.centre_share)
+        )
+
+    def image_chunks(self) -> Iterator[np.ndarray]:
+        """float32 [<=10k, dim] unit rows, in row order; keeps the semantic part of captioned images."""
+        a, s, p, c, o = self._weights()
+        keep = np.zeros(self.n, dtype=bool)
+        keep[self.captioned] = True
+        filled = 0
+        for start in range(0, self.n, _CHUNK):  # chunks bound the temporaries at 1M x 512
+            stop = min(self.n, start + _CHUNK)
+            z = c * self.centres[self.clusters[start:stop]] + o * self.spectrum.draw(self.rng, stop - start)
+            yield _unit(a * self.image_dir + s * z + p * self.spectrum.draw(self.rng, stop - start))
+            chosen = keep[start:stop]
+            self._kept_z[filled : filled + int(chosen.sum())] = z[chosen]
+            filled += int(chosen.sum())
+        self._images_done = True
+
+    def captions(self) -> np.ndarray:
+        """float32 [len(owners), dim]: each caption shares its image's semantic part (after the images)."""
+        if not self._images_done:
+            raise ConfigError("generate the image chunks before the captions (they share their content).")
+        a, s, p, _, _ = self._weights()
+        z_rep = np.repeat(self._kept_z, self.per_image, axis=0)
+        out = np.empty((len(self.owners), self.dim), dtype=np.float32)
+        for start in range(0, len(self.owners), _CHUNK):
+            stop = min(len(self.owners), start + _CHUNK)
+            private = self.spectrum.draw(self.rng, stop - start)
+            out[start:stop] = _unit(a * self.text_dir + s * z_rep[start:stop] + p * private)
+        return out
+
+
 def clip_vectors(
     n: int,
     dim: int,
@@ -106,42 +178,19 @@ def clip_vectors(
     profile: ClipProfile = CLIP,
     seed: int = 0,
 ) -> ClipVectors:
-    """`n` image vectors and `captions_per_image` caption vectors for each image of `captioned_rows`.
-    Deterministic for a seed; memory is the output plus 10k-row temporaries."""
-    if n < 1 or dim < 2 or captions_per_image < 0:
-        raise ConfigError("clip_vectors needs n >= 1, dim >= 2 and captions_per_image >= 0.")
-    shares = profile.cone + profile.semantic + profile.private
-    if abs(shares - 1.0) > 1e-6 or min(profile.cone, profile.semantic, profile.private) < 0:
-        raise ConfigError("a CLIP profile's cone, semantic and private shares must be >= 0 and sum to 1.")
-    rng = np.random.default_rng(seed)
-    k = clusters or max(8, n // profile.rows_per_cluster)
-    spectrum = _Spectrum(dim, profile.alpha, rng)
-    image_dir, text_dir = _modality_directions(dim, profile.modality_cos, rng)
-    centres = spectrum.draw(rng, k)
-    which = rng.choice(k, size=n, p=cluster_weights(k, profile.zipf, rng)).astype(np.int32)
-    captioned = captioned_rows(n, caption_sample)
-    keep = np.zeros(n, dtype=bool)
-    keep[captioned] = True
-    kept_z = np.empty((len(captioned), dim), dtype=np.float32)
-    images = np.empty((n, dim), dtype=np.float32)
-    a, s, p = (np.float32(np.sqrt(x)) for x in (profile.cone, profile.semantic, profile.private))
-    c, o = np.float32(np.sqrt(profile.centre_share)), np.float32(np.sqrt(1.0 - profile.centre_share))
-    filled = 0
-    for start in range(0, n, _CHUNK):  # chunks bound the temporaries at 1M x 512
-        stop = min(n, start + _CHUNK)
-        z = c * centres[which[start:stop]] + o * spectrum.draw(rng, stop - start)
-        images[start:stop] = _unit(a * image_dir + s * z + p * spectrum.draw(rng, stop - start))
-        chosen = keep[start:stop]
-        kept_z[filled : filled + int(chosen.sum())] = z[chosen]
-        filled += int(chosen.sum())
-    owners = np.repeat(captioned, captions_per_image)
-    z_rep = np.repeat(kept_z, captions_per_image, axis=0)
-    captions = np.empty((len(owners), dim), dtype=np.float32)
-    for start in range(0, len(owners), _CHUNK):
-        stop = min(len(owners), start + _CHUNK)
-        private = spectrum.draw(rng, stop - start)
-        captions[start:stop] = _unit(a * text_dir + s * z_rep[start:stop] + p * private)
-    return ClipVectors(images, captions, owners, which)
+    """`n` image vectors and `captions_per_image` caption vectors for each image of `captioned_rows`,
+    all in memory (ClipGenerator streams them)."""
+    gen = ClipGenerator(
+        n,
+        dim,
+        captions_per_image=captions_per_image,
+        caption_sample=caption_sample,
+        clusters=clusters,
+        profile=profile,
+        seed=seed,
+    )
+    images = np.concatenate(list(gen.image_chunks()))
+    return ClipVectors(images, gen.captions(), gen.owners, gen.clusters)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ point nowhere (the dataset root is `synthetic://NAME`), so only searches and tim
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,7 +111,7 @@ def copy_images(
     dataset_id: int,
     ids: Sequence[int] | np.ndarray,
     paths: Sequence[str],
-    vectors: np.ndarray,
+    vectors: Iterable[np.ndarray],
     splits: Sequence[str | None] | None = None,
     progress: Progress | None = None,
     storage: str = "vector",
@@ -196,7 +196,7 @@ def load_synthetic(
             f"synthetic vectors of dim {dim} asked for, but this database holds {model.label} vectors of "
             f"dim {model.dim}; drop the dim option or use a database initialised for a {dim}-d model."
         )
-    image_vectors, caption_vectors, owners = _generate(
+    image_rows, captions_of = _sources(
         profile, rows, model.dim, captions_per_image, caption_sample, clusters, seed
     )
     width = len(str(rows))
@@ -214,7 +214,8 @@ def load_synthetic(
             with conn.transaction():
                 dataset_id = _replace_dataset(conn, dataset)
                 image_ids = _allocate_ids(conn, "images", rows)
-                copy_images(conn, dataset_id, image_ids, paths, image_vectors, splits, progress, storage)
+                copy_images(conn, dataset_id, image_ids, paths, image_rows, splits, progress, storage)
+                caption_vectors, owners = captions_of()
                 n_captions = len(owners)
                 if n_captions:
                     texts = [
@@ -236,7 +237,7 @@ def load_synthetic(
     return SynthReport(dataset, dataset_id, rows, n_captions, model.dim, seconds_copy, seconds_index)
 
 
-def _generate(
+def _sources(
     profile: str,
     rows: int,
     dim: int,
@@ -244,12 +245,13 @@ def _generate(
     caption_sample: int | None,
     clusters: int | None,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image vectors, caption vectors, each caption's image row) for a profile."""
+) -> tuple[Iterable[np.ndarray], Callable[[], tuple[np.ndarray, np.ndarray]]]:
+    """(the image rows, in order; a function giving (caption vectors, each caption's image row) once
+    the image rows have been consumed). The clip profile streams its image rows chunk by chunk."""
     if profile == "clip":
-        from vstore.bench.clip_synth import clip_vectors
+        from vstore.bench.clip_synth import ClipGenerator
 
-        made = clip_vectors(
+        gen = ClipGenerator(
             rows,
             dim,
             captions_per_image=per_image,
@@ -257,12 +259,11 @@ def _generate(
             clusters=clusters,
             seed=seed,
         )
-        return made.images, made.captions, made.owners
+        return (row for chunk in gen.image_chunks() for row in chunk), lambda: (gen.captions(), gen.owners)
     from vstore.bench.clip_synth import captioned_rows
 
     images = synth_vectors(rows, dim, clusters=clusters, seed=seed)
-    captions, owners = _caption_vectors(images, per_image, seed, captioned_rows(rows, caption_sample))
-    return images, captions, owners
+    return images, lambda: _caption_vectors(images, per_image, seed, captioned_rows(rows, caption_sample))
 
 
 def _caption_vectors(
