@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+
 from vstore.compare.base import BuildOptions, Corpus
 from vstore.compare.pg_methods import PgvectorMethod, build_pg_index
 from vstore.config import Settings
 from vstore.db import indexes
 from vstore.db.connect import connect
+from vstore.errors import VstoreError
 
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
 
@@ -34,7 +37,7 @@ class PgBinaryQuantMethod(PgvectorMethod):
     """Reuses PgvectorMethod's connection, per-setting transaction, timing and clean-up; builds its own
     index and swaps the query text for each re-rank depth."""
 
-    def __init__(self, corpus: Corpus, conn: Any) -> None:
+    def __init__(self, corpus: Corpus, conn: psycopg.Connection) -> None:
         super().__init__(indexes.BQ_KIND, corpus, conn)  # named pgvector-bq
         self.dim = corpus.dim
 
@@ -69,8 +72,6 @@ class PgBinaryQuantMethod(PgvectorMethod):
         used = self._plan_indexes()
         self.conn.rollback()
         if wanted not in used:
-            from vstore.errors import VstoreError
-
             raise VstoreError(
                 f"PostgreSQL does not use {wanted} for the binary-quantised candidate scan; "
                 f"run `ANALYZE {self.table}` and retry."
