@@ -1,7 +1,7 @@
 """model switch: the shadow tables `vstore reembed` fills before it swaps the vectors
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-22
 
 reembed_run records the model being switched to (one row while a switch is under way); reembed_images
@@ -16,7 +16,7 @@ from alembic import op
 from pgvector.sqlalchemy import Vector
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

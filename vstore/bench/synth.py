@@ -1,5 +1,6 @@
-"""Synthetic data for benchmarks: clustered unit vectors (closer to real CLIP embeddings than uniform
-noise, which no index handles well) and a fast loader that fills a scratch dataset of images and captions
+"""Synthetic data for benchmarks: clustered unit vectors (profile "clusters": closer to real CLIP
+embeddings than uniform noise, which no index handles well) or CLIP-like ones with a modality gap
+(profile "clip", bench/clip_synth.py), and a fast loader that fills a scratch dataset of images and captions
 with them by binary COPY, with the vector indexes dropped during the load and rebuilt after.
 
 `vstore bench synth` and the search benchmark (vstore/search_bench.py) use it. Rows are fake: paths
@@ -9,7 +10,7 @@ point nowhere (the dataset root is `synthetic://NAME`), so only searches and tim
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,23 +96,37 @@ def _allocate_ids(conn: psycopg.Connection, table: str, n: int) -> np.ndarray:
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
 
 
+def _wrapper(storage: str) -> Callable[[np.ndarray], object]:
+    """How a float32 row goes to COPY: as is for vector; pgvector's halfvec dumper wants a HalfVector."""
+    if storage == "halfvec":
+        from pgvector import HalfVector
+
+        return HalfVector
+    if storage != "vector":
+        raise ConfigError(f"unknown storage {storage!r}; choose vector or halfvec.")
+    return lambda vector: vector
+
+
 def copy_images(
     conn: psycopg.Connection,
     dataset_id: int,
     ids: Sequence[int] | np.ndarray,
     paths: Sequence[str],
-    vectors: np.ndarray,
+    vectors: Iterable[np.ndarray],
     splits: Sequence[str | None] | None = None,
     progress: Progress | None = None,
+    storage: str = "vector",
 ) -> None:
-    """Binary COPY of image rows (status 'ok') with explicit ids; pgvector's adapter writes the vectors."""
+    """Binary COPY of image rows (status 'ok') with explicit ids; pgvector's adapter writes the vectors
+    in the column's binary format (`storage`: vector or halfvec)."""
     sql = (
         "COPY public.images (id, dataset_id, split, path, status, embedding) FROM STDIN WITH (FORMAT BINARY)"
     )
+    wrap = _wrapper(storage)
     with conn.cursor().copy(sql) as copy:
-        copy.set_types(["int8", "int8", "text", "text", "text", "vector"])
+        copy.set_types(["int8", "int8", "text", "text", "text", storage])
         for i, (id_, path, vector) in enumerate(zip(ids, paths, vectors, strict=True)):
-            copy.write_row((int(id_), dataset_id, splits[i] if splits else None, path, "ok", vector))
+            copy.write_row((int(id_), dataset_id, splits[i] if splits else None, path, "ok", wrap(vector)))
             if progress and (i + 1) % _CHUNK == 0:
                 progress("images", i + 1, len(ids))
     if progress:
@@ -124,17 +139,22 @@ def copy_captions(
     texts: Sequence[str],
     vectors: np.ndarray,
     progress: Progress | None = None,
+    storage: str = "vector",
 ) -> None:
     """Binary COPY of caption rows; source_id is the caption's position, unique per image."""
     sql = "COPY public.captions (image_id, source_id, text, embedding) FROM STDIN WITH (FORMAT BINARY)"
+    wrap = _wrapper(storage)
     with conn.cursor().copy(sql) as copy:
-        copy.set_types(["int8", "text", "text", "vector"])
+        copy.set_types(["int8", "text", "text", storage])
         for i, (image_id, text, vector) in enumerate(zip(image_ids, texts, vectors, strict=True)):
-            copy.write_row((int(image_id), str(i), text, vector))
+            copy.write_row((int(image_id), str(i), text, wrap(vector)))
             if progress and (i + 1) % _CHUNK == 0:
                 progress("captions", i + 1, len(texts))
     if progress:
         progress("captions", len(texts), len(texts))
+
+
+PROFILES = ("clusters", "clip")
 
 
 def load_synthetic(
@@ -142,33 +162,44 @@ def load_synthetic(
     rows: int,
     *,
     dataset: str = "synth",
-    captions_per_image: int = 1,
+    captions_per_image: int | None = None,
     seed: int = 0,
+    profile: str = "clusters",
+    caption_sample: int | None = None,
     dim: int | None = None,
     clusters: int | None = None,
     progress: Progress | None = None,
     force: bool = False,
 ) -> SynthReport:
     """Fill dataset `dataset` (replacing an earlier synthetic one of that name) with `rows` images and
-    `captions_per_image` captions each, vectors of the database's dimension (a different `dim` is
-    refused with ModelMismatch). Captions lie near their image (image->text finds them). The vector
+    `captions_per_image` captions each (default 1 for `clusters`, 5 for `clip`), vectors of the
+    database's dimension (a different `dim` is refused with ModelMismatch). `profile` "clusters": unit
+    vectors around spread-out centres, captions near their image; "clip": CLIP-like vectors with a
+    modality gap (bench/clip_synth.py). `caption_sample` captions only that many images, evenly spaced
+    (query material at 1M rows without a caption table five times the image table). The vector
     indexes are dropped for the load and rebuilt after it, then the tables are ANALYZEd.
 
     Refused (UserDataPresent) on a database holding non-synthetic datasets, unless `force`: synthetic rows
     would turn up in the user's searches."""
     from vstore.bench.guard import refuse_user_data
-    from vstore.db.indexes import VECTOR_TABLES, defer_indexes, rebuild_deferred
+    from vstore.db.indexes import VECTOR_TABLES, column_storage, defer_indexes, rebuild_deferred
     from vstore.db.migrations import require_model
 
-    if rows < 1 or captions_per_image < 0:
-        raise ConfigError("load_synthetic needs rows >= 1 and captions_per_image >= 0.")
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown synthetic profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    if captions_per_image is None:
+        captions_per_image = 5 if profile == "clip" else 1
+    if rows < 1 or captions_per_image < 0 or (caption_sample is not None and caption_sample < 0):
+        raise ConfigError("load_synthetic needs rows >= 1, captions_per_image >= 0, caption_sample >= 0.")
     model = require_model(settings)
     if dim is not None and dim != model.dim:
         raise ModelMismatch(
             f"synthetic vectors of dim {dim} asked for, but this database holds {model.label} vectors of "
             f"dim {model.dim}; drop the dim option or use a database initialised for a {dim}-d model."
         )
-    image_vectors = synth_vectors(rows, model.dim, clusters=clusters, seed=seed)
+    image_rows, captions_of = _sources(
+        profile, rows, model.dim, captions_per_image, caption_sample, clusters, seed
+    )
     width = len(str(rows))
     paths = [f"{i:0{width}d}.jpg" for i in range(rows)]
     splits = ["val" if i % SPLIT_VAL_EVERY == 0 else "train" for i in range(rows)]
@@ -176,6 +207,7 @@ def load_synthetic(
     # autocommit: each step below is its own transaction (the indexes rebuild one by one, committed).
     with connection(settings, autocommit=True) as conn:
         refuse_user_data(conn, lambda _name, _root, fmt: fmt == SYNTH_FORMAT, force=force)
+        storage = column_storage(conn, "images")
         for table in VECTOR_TABLES:
             defer_indexes(conn, table)
         try:
@@ -183,15 +215,15 @@ def load_synthetic(
             with conn.transaction():
                 dataset_id = _replace_dataset(conn, dataset)
                 image_ids = _allocate_ids(conn, "images", rows)
-                copy_images(conn, dataset_id, image_ids, paths, image_vectors, splits, progress)
-                n_captions = rows * captions_per_image
+                copy_images(conn, dataset_id, image_ids, paths, image_rows, splits, progress, storage)
+                caption_vectors, owners = captions_of()
+                n_captions = len(owners)
                 if n_captions:
-                    caption_vectors, owners = _caption_vectors(image_vectors, captions_per_image, seed)
                     texts = [
                         f"synthetic caption {j % captions_per_image} of image {paths[i]}"
                         for j, i in enumerate(owners)
                     ]
-                    copy_captions(conn, image_ids[owners], texts, caption_vectors, progress)
+                    copy_captions(conn, image_ids[owners], texts, caption_vectors, progress, storage)
             seconds_copy = time.perf_counter() - started
         finally:
             # Also after a failed load: the indexes must come back (deferred_indexes remembers them).
@@ -206,10 +238,41 @@ def load_synthetic(
     return SynthReport(dataset, dataset_id, rows, n_captions, model.dim, seconds_copy, seconds_index)
 
 
-def _caption_vectors(image_vectors: np.ndarray, per_image: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _sources(
+    profile: str,
+    rows: int,
+    dim: int,
+    per_image: int,
+    caption_sample: int | None,
+    clusters: int | None,
+    seed: int,
+) -> tuple[Iterable[np.ndarray], Callable[[], tuple[np.ndarray, np.ndarray]]]:
+    """(the image rows, in order; a function giving (caption vectors, each caption's image row) once
+    the image rows have been consumed). The clip profile streams its image rows chunk by chunk."""
+    if profile == "clip":
+        from vstore.bench.clip_synth import ClipGenerator
+
+        gen = ClipGenerator(
+            rows,
+            dim,
+            captions_per_image=per_image,
+            caption_sample=caption_sample,
+            clusters=clusters,
+            seed=seed,
+        )
+        return (row for chunk in gen.image_chunks() for row in chunk), lambda: (gen.captions(), gen.owners)
+    from vstore.bench.clip_synth import captioned_rows
+
+    images = synth_vectors(rows, dim, clusters=clusters, seed=seed)
+    return images, lambda: _caption_vectors(images, per_image, seed, captioned_rows(rows, caption_sample))
+
+
+def _caption_vectors(
+    image_vectors: np.ndarray, per_image: int, seed: int, captioned: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Caption vectors near their image's vector; returns them and each caption's image row index."""
     rng = np.random.default_rng(seed + 1)
-    owners = np.repeat(np.arange(len(image_vectors)), per_image)
+    owners = np.repeat(captioned, per_image)
     dim = image_vectors.shape[1]
     noise = rng.standard_normal((len(owners), dim), dtype=np.float32) * (0.5 / np.sqrt(dim))
     return _unit(image_vectors[owners] + noise).astype(np.float32), owners

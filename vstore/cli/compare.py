@@ -205,6 +205,10 @@ def compare(
     probes: Annotated[
         str | None, typer.Option(help="IVF sweep (probes / nprobe), e.g. 1,2,4,8,16,32.")
     ] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(help="pgvector-bq sweep: Hamming candidates re-ranked exactly, e.g. 10,40,160,640."),
+    ] = None,
     nlist: Annotated[int | None, typer.Option(help="IVF lists for pgvector IVFFlat and Faiss IVF.")] = None,
     m: Annotated[int | None, typer.Option("--m", help="HNSW M (default: the pgvector index's).")] = None,
     ef_construction: Annotated[
@@ -234,9 +238,10 @@ def compare(
         typer.Option(help="Write a PNG here: recall against QPS, or p50 latency against k for several -k."),
     ] = None,
 ) -> None:
-    """pgvector (exact, HNSW, IVFFlat) against Faiss (Flat, IVF, HNSW, IVF-PQ) and sklearn on the same
+    """pgvector (exact, HNSW, IVFFlat, binary-quantised HNSW + re-rank) against Faiss (Flat, IVF, HNSW,
+    IVF-PQ) and sklearn on the same
     queries: recall@k, latency percentiles, QPS, build time and size per method and setting."""
-    from vstore.compare.base import EF_SWEEP, PROBE_SWEEP, BuildOptions
+    from vstore.compare.base import EF_SWEEP, PROBE_SWEEP, RERANK_SWEEP, BuildOptions
     from vstore.compare.harness import compare as run_compare
     from vstore.compare.harness import format_table
     from vstore.db.indexes import check_metric
@@ -252,6 +257,7 @@ def compare(
         metric=check_metric(metric),
         ef_sweep=_ints(ef_search, "--ef-search") or EF_SWEEP,
         probe_sweep=_ints(probes, "--probes") or PROBE_SWEEP,
+        rerank_sweep=_ints(rerank, "--rerank") or RERANK_SWEEP,
     )
     ks = _ints(k, "-k") or (10,)
     report = run_compare(
@@ -304,7 +310,20 @@ def bench_synth(
     dim: Annotated[
         int | None, typer.Option(help="Vector dimension; must equal the database model's.")
     ] = None,
-    captions_per_image: Annotated[int, typer.Option(help="Captions per image (near their image).")] = 1,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="clusters: unit vectors around spread-out centres; clip: CLIP-like (modality gap, "
+            "low intrinsic dimension, uneven clusters), see docs/benchmarks.md."
+        ),
+    ] = "clusters",
+    captions_per_image: Annotated[
+        int | None, typer.Option(help="Captions per image (default 1 for clusters, 5 for clip).")
+    ] = None,
+    caption_sample: Annotated[
+        int | None,
+        typer.Option(help="Caption only this many images, evenly spaced (query material at scale)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same vectors).")] = 0,
     dataset: Annotated[
         str, typer.Option(help="Dataset name (an earlier one of that name is replaced).")
@@ -314,8 +333,9 @@ def bench_synth(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fill a scratch dataset with clustered, normalised vectors (not uniform noise, an unrealistically
-    hard case) for benchmarks when no real data is at hand. Indexes are rebuilt after the load."""
+    """Fill a scratch dataset with synthetic normalised vectors for benchmarks when no real data is at
+    hand: clustered (--profile clusters) or CLIP-like (--profile clip). Indexes are rebuilt after the
+    load; the report gives the copy and index-build seconds."""
     from vstore.bench.synth import load_synthetic
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -327,6 +347,8 @@ def bench_synth(
         rows,
         dataset=dataset,
         captions_per_image=captions_per_image,
+        caption_sample=caption_sample,
+        profile=profile,
         seed=seed,
         dim=dim,
         progress=progress,

@@ -16,6 +16,7 @@ from vstore.config import Settings
 
 EF_SWEEP = (10, 20, 40, 80, 160, 320)
 PROBE_SWEEP = (1, 2, 4, 8, 16, 32)
+RERANK_SWEEP = (10, 20, 40, 80, 160, 320, 640)  # pgvector-bq: Hamming candidates re-ranked exactly
 
 
 @dataclass
@@ -68,6 +69,7 @@ class BuildOptions:
     probe_sweep: Sequence[int] = PROBE_SWEEP
     metric: str = "cosine"  # cosine, ip or l2: pgvector's operator (and index opclass), Faiss's metric
     n_trees: int | None = None  # Annoy trees (None: 10)
+    rerank_sweep: Sequence[int] = RERANK_SWEEP
 
 
 def default_pq(dim: int, rows: int) -> tuple[int, int]:

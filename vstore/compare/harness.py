@@ -77,6 +77,8 @@ class CompareRow:
     cpu_count: int
     metric: str = "cosine"
     build_params: dict[str, Any] = field(default_factory=dict)
+    # per query kind ("text->image", "stored-image->image"): {"p50_ms", "p95_ms"}; recall is recall_by_kind
+    latency_by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -279,6 +281,13 @@ def compare(
                             recall_by_kind={
                                 kind: float(recalls[kinds == kind].mean()) for kind in info["query_kinds"]
                             },
+                            latency_by_kind={
+                                kind: {
+                                    "p50_ms": float(np.percentile(latency_ms[kinds == kind], 50)),
+                                    "p95_ms": float(np.percentile(latency_ms[kinds == kind], 95)),
+                                }
+                                for kind in info["query_kinds"]
+                            },
                             p50_ms=float(np.percentile(latency_ms, 50)),
                             p95_ms=float(np.percentile(latency_ms, 95)),
                             p99_ms=float(np.percentile(latency_ms, 99)),
@@ -326,6 +335,7 @@ def format_table(rows: Sequence[CompareRow]) -> str:
         "server_ms",
         "build_s",
         "size_MB",
+        *(f"p50:{kind}" for kind in kinds),
     )
     lines = [header]
     for r in rows:
@@ -343,6 +353,10 @@ def format_table(rows: Sequence[CompareRow]) -> str:
                 "-" if r.server_ms is None else f"{r.server_ms:.3f}",
                 "-" if r.build_s is None else f"{r.build_s:.2f}",
                 f"{r.size_bytes / 1e6:.1f}",
+                *(
+                    f"{r.latency_by_kind[kind]['p50_ms']:.3f}" if kind in r.latency_by_kind else "-"
+                    for kind in kinds
+                ),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -33,6 +33,7 @@ METHOD_NAMES = (
     "pgvector-exact",
     "pgvector-hnsw",
     "pgvector-ivfflat",
+    "pgvector-bq",
     "faiss-flat",
     "faiss-ivf",
     "faiss-hnsw",
@@ -64,6 +65,10 @@ def build_method(
         kind = name.removeprefix("faiss-")
         hnsw = pg_hnsw_params(settings, corpus.table) if kind == "hnsw" else (16, 64)
         return faiss_method(kind, corpus, options, hnsw)
+    if name == "pgvector-bq":
+        from vstore.compare.pg_bq import PgBinaryQuantMethod
+
+        return PgBinaryQuantMethod.open_bq(corpus, settings, options)
     if name.startswith("pgvector-"):
         from vstore.compare.pg_methods import PgvectorMethod
 

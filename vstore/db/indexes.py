@@ -19,19 +19,37 @@ from vstore.errors import ConfigError, NotFound
 
 VECTOR_TABLES = ("images", "captions")
 INDEX_KINDS = ("hnsw", "ivfflat")
-# Distance metrics: pgvector operator class and operator. The schema's indexes are cosine; the others are
-# built for a `vstore compare/eval --metric` run (named with a suffix) and dropped after it.
-METRICS = {
-    "cosine": ("vector_cosine_ops", "<=>"),
-    "ip": ("vector_ip_ops", "<#>"),
-    "l2": ("vector_l2_ops", "<->"),
-}
+# Distance metrics: the operator-class infix (`vector_<infix>_ops` / `halfvec_<infix>_ops`) and operator.
+# The schema's indexes are cosine; the others are built for a `vstore compare/eval --metric` run (named with
+# a suffix) and dropped after it.
+METRICS = {"cosine": ("cosine", "<=>"), "ip": ("ip", "<#>"), "l2": ("l2", "<->")}
+# Binary quantisation: an HNSW index over binary_quantize(embedding)::bit(d) with Hamming distance, a
+# candidate generator for a re-rank by <=> (compare method pgvector-bq). Its access method is hnsw too;
+# list_indexes tells it apart by its expression.
+BQ_KIND = "bq"
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
 # Advisory lock key of the bulk-load lease (see begin_bulk_load): shared while an ingest loads with its
 # indexes deferred, exclusive while deferred indexes are rebuilt.
 BULK_LOAD_LOCK = 4242004
 # hnsw.ef_search for searches: 100 gives recall@10 >= 0.95 at 100k rows (docs/search.md); pgvector's is 40
 DEFAULT_EF_SEARCH = 100
+STORAGE_TYPES = ("vector", "halfvec")  # column types of images/captions.embedding (`vstore init --storage`)
+
+
+def column_type(conn: psycopg.Connection, table: str) -> tuple[str, int]:
+    """('vector' or 'halfvec', dimension) of `table`.embedding (`vstore init --storage`)."""
+    _check(table)
+    found, dim = conn.execute(
+        "SELECT format_type(atttypid, atttypmod), atttypmod FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attname = 'embedding'",
+        (f"public.{table}",),
+    ).fetchall()[0]
+    return ("halfvec" if str(found).startswith("halfvec") else "vector"), int(dim)
+
+
+def column_storage(conn: psycopg.Connection, table: str) -> str:
+    """'vector' or 'halfvec': the type of `table`.embedding."""
+    return column_type(conn, table)[0]
 
 
 def default_nlist(rows: int) -> int:
@@ -56,7 +74,7 @@ def check_metric(metric: str) -> str:
 def _check(table: str, kind: str | None = None) -> None:
     if table not in VECTOR_TABLES:
         raise ConfigError(f"no vector column on {table!r}; choose one of {', '.join(VECTOR_TABLES)}.")
-    if kind is not None and kind not in INDEX_KINDS:
+    if kind is not None and kind not in (*INDEX_KINDS, BQ_KIND):
         raise ConfigError(f"unknown index type {kind!r}; choose one of {', '.join(INDEX_KINDS)}.")
 
 
@@ -69,9 +87,29 @@ def index_ddl(
     lists: int | None = None,
     rows: int | None = None,
     metric: str = "cosine",
+    storage: str = "vector",
+    dim: int | None = None,
 ) -> sql.Composed:
-    """CREATE INDEX statement. IVFFlat `lists` defaults to default_nlist(rows)."""
+    """CREATE INDEX statement. IVFFlat `lists` defaults to default_nlist(rows); `storage` is the column
+    type (vector or halfvec) and `metric` the distance, which together pick the operator class; the bq kind
+    needs the dimension."""
     name = index_name(table, kind, metric)
+    if storage not in STORAGE_TYPES:
+        raise ConfigError(f"unknown storage {storage!r}; choose vector or halfvec.")
+    if kind == BQ_KIND:
+        if not dim or dim < 1 or m < 2 or ef_construction < 2 * m:
+            raise ConfigError("a binary-quantised index needs the dimension, m >= 2, ef_construction >= 2*m.")
+        return sql.SQL(
+            "CREATE INDEX {name} ON public.{table} USING hnsw "
+            "((binary_quantize(embedding)::bit({dim})) bit_hamming_ops) "
+            "WITH (m = {m}, ef_construction = {ef})"
+        ).format(
+            name=sql.Identifier(name),
+            table=sql.Identifier(table),
+            dim=int(dim),
+            m=int(m),
+            ef=int(ef_construction),
+        )
     if kind == "hnsw":
         if m < 2 or ef_construction < 2 * m:
             raise ConfigError("HNSW needs m >= 2 and ef_construction >= 2*m (pgvector's rule).")
@@ -88,7 +126,7 @@ def index_ddl(
         name=sql.Identifier(name),
         table=sql.Identifier(table),
         kind=sql.Identifier(kind),
-        opclass=sql.Identifier(METRICS[metric][0]),
+        opclass=sql.Identifier(f"{storage}_{METRICS[metric][0]}_ops"),
         options=options,
     )
 
@@ -139,7 +177,18 @@ def list_indexes(conn: psycopg.Connection) -> list[IndexInfo]:
         """,
         (list(VECTOR_TABLES), list(INDEX_KINDS)),
     ).fetchall()
-    return [IndexInfo(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5]), _parameters(r[6])) for r in rows]
+    return [
+        IndexInfo(
+            r[0],
+            r[1],
+            BQ_KIND if "binary_quantize(" in r[3] else r[2],
+            r[3],
+            int(r[4]),
+            bool(r[5]),
+            _parameters(r[6]),
+        )
+        for r in rows
+    ]
 
 
 def create_index(
@@ -150,7 +199,16 @@ def create_index(
     _check(table, kind)  # before the table name reaches any query
     rows = _count_rows(conn, table) if kind == "ivfflat" else None
     options = {k: v for k, v in params.items() if v is not None}
-    ddl = index_ddl(table, kind, rows=rows, metric=metric, **options)  # type: ignore[arg-type]
+    storage, dim = column_type(conn, table)
+    ddl = index_ddl(
+        table,
+        kind,
+        rows=rows,
+        metric=metric,
+        storage=storage,
+        dim=dim,
+        **options,  # type: ignore[arg-type]
+    )
     name = index_name(table, kind, metric)
     with conn.transaction():
         _drop(conn, name, if_exists=True)

@@ -11,8 +11,9 @@ import psycopg
 
 from vstore.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
 from vstore.db.connect import connection, ensure_pgvector
+from vstore.db.indexes import STORAGE_TYPES
 from vstore.encode.encoder import ModelSpec, resolve_spec
-from vstore.errors import ModelMismatch, SchemaNotReady, VstoreError
+from vstore.errors import ConfigError, ModelMismatch, SchemaNotReady, VstoreError
 
 HEAD = "head"
 # Advisory lock key serialising `init` (first use): the model is read and recorded under it. (env.py's
@@ -20,7 +21,9 @@ HEAD = "head"
 INIT_LOCK = 4242002
 
 
-def _alembic_config(settings: Settings, model_spec: ModelSpec | None = None):  # -> alembic.config.Config
+def _alembic_config(
+    settings: Settings, model_spec: ModelSpec | None = None, storage: str | None = None
+):  # -> alembic.config.Config
     from alembic.config import Config
 
     from vstore.resources import alembic_dir
@@ -30,6 +33,8 @@ def _alembic_config(settings: Settings, model_spec: ModelSpec | None = None):  #
     config.attributes["settings"] = settings
     if model_spec is not None:
         config.attributes["model_spec"] = model_spec
+    if storage is not None:
+        config.attributes["storage"] = storage
     return config
 
 
@@ -79,11 +84,24 @@ def read_model(conn: psycopg.Connection) -> ModelSpec | None:
     return ModelSpec(name=row[0], pretrained=row[1], dim=row[2], checkpoint_sha256=row[3]) if row else None
 
 
-def _run_alembic(settings: Settings, action: str, revision: str, spec: ModelSpec | None = None) -> None:
+def read_storage(conn: psycopg.Connection) -> str:
+    """'vector' or 'halfvec': the type of the images/captions embedding columns."""
+    from vstore.db.indexes import column_storage
+
+    return column_storage(conn, "images")
+
+
+def _run_alembic(
+    settings: Settings,
+    action: str,
+    revision: str,
+    spec: ModelSpec | None = None,
+    storage: str | None = None,
+) -> None:
     from alembic import command
     from sqlalchemy.exc import DBAPIError
 
-    config = _alembic_config(settings, spec)
+    config = _alembic_config(settings, spec, storage)
     try:
         getattr(command, action)(config, revision)
     except DBAPIError as exc:
@@ -98,8 +116,11 @@ def _run_alembic(settings: Settings, action: str, revision: str, spec: ModelSpec
         raise
 
 
-def upgrade(settings: Settings, revision: str = HEAD, spec: ModelSpec | None = None) -> str:
-    """Migrate to `revision`. A new database is created for `spec` (default: settings' model or ViT-B-32)."""
+def upgrade(
+    settings: Settings, revision: str = HEAD, spec: ModelSpec | None = None, storage: str | None = None
+) -> str:
+    """Migrate to `revision`. A new database is created for `spec` (default: settings' model or ViT-B-32)
+    and `storage` (default vector); an existing one keeps its storage."""
     with connection(settings, autocommit=True, vector=False) as conn:
         ensure_pgvector(conn)
         recorded = read_model(conn)
@@ -110,7 +131,7 @@ def upgrade(settings: Settings, revision: str = HEAD, spec: ModelSpec | None = N
         if spec is None:
             spec = resolve_spec(settings.model or DEFAULT_MODEL, settings.pretrained or DEFAULT_PRETRAINED)
         check_weights_available(spec)
-    _run_alembic(settings, "upgrade", revision, spec)
+    _run_alembic(settings, "upgrade", revision, spec, storage)
     with connection(settings, autocommit=True, vector=False) as conn:
         return current_revision(conn) or "base"
 
@@ -175,13 +196,21 @@ def check_same_model(recorded: ModelSpec, wanted: ModelSpec) -> None:
         )
 
 
-def init(settings: Settings, model: str | None = None, pretrained: str | None = None) -> ModelSpec:
-    """Create (or confirm) the schema for a model and return the model the database records.
+def init(
+    settings: Settings,
+    model: str | None = None,
+    pretrained: str | None = None,
+    storage: str | None = None,
+) -> ModelSpec:
+    """Create (or confirm) the schema for a model and a storage (vector, the default, or halfvec) and
+    return the model the database records.
 
-    Idempotent for the same model; refuses another one (ModelMismatch). Serialised by an advisory lock:
-    of two first uses at once, the second waits, then finds the first's model recorded and behaves as a
-    later command would: it uses that model, or refuses when it explicitly asked for another one. So
-    nothing is ever encoded with a model the database does not record."""
+    Idempotent for the same model and storage; refuses another one (ModelMismatch, ConfigError).
+    Serialised by an advisory lock: of two first uses at once, the second waits, then finds the first's
+    model recorded and behaves as a later command would: it uses that model, or refuses when it explicitly
+    asked for another one. So nothing is ever encoded with a model the database does not record."""
+    if storage is not None and storage not in STORAGE_TYPES:
+        raise ConfigError(f"unknown storage {storage!r}; choose vector or halfvec.")
     name = model or settings.model
     tag = pretrained or settings.pretrained
     with connection(settings, autocommit=True, vector=False) as conn:
@@ -191,11 +220,18 @@ def init(settings: Settings, model: str | None = None, pretrained: str | None = 
             recorded = read_model(conn)
             if recorded is None:
                 wanted = resolve_spec(name or DEFAULT_MODEL, tag or DEFAULT_PRETRAINED)
-                upgrade(settings, HEAD, wanted)
+                upgrade(settings, HEAD, wanted, storage)
             else:
                 if name or tag:
                     check_same_model(
                         recorded, resolve_spec(name or recorded.name, tag or recorded.pretrained)
+                    )
+                recorded_storage = read_storage(conn)
+                if storage is not None and storage != recorded_storage:
+                    raise ConfigError(
+                        f"this database stores its vectors as {recorded_storage}, not {storage}; drop "
+                        "--storage to keep it, or start a new database (another VSTORE_HOME) to use the "
+                        "other storage."
                     )
                 upgrade(settings, HEAD)
             final = read_model(conn)

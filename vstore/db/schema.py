@@ -46,7 +46,10 @@ embedding_model = Table(
     Column("dim", Integer, nullable=False),
     Column("random_weights", Boolean, nullable=False, server_default=false()),
     _created_at(),
+    # vector or halfvec: the type of images/captions.embedding (revision 0004, `vstore init --storage`)
+    Column("storage", Text, nullable=False, server_default="vector"),
     CheckConstraint("id = 1", name="embedding_model_single_row"),
+    CheckConstraint("storage IN ('vector', 'halfvec')", name="embedding_model_storage_check"),
 )
 
 datasets = Table(

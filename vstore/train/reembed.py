@@ -25,7 +25,7 @@ from psycopg import sql as pgsql
 
 from vstore.config import Settings
 from vstore.db.connect import connection, scalar
-from vstore.db.indexes import VECTOR_TABLES, defer_indexes, rebuild_deferred
+from vstore.db.indexes import VECTOR_TABLES, column_type, defer_indexes, rebuild_deferred
 from vstore.db.migrations import require_model
 from vstore.db.sql import load
 from vstore.encode.encoder import RANDOM, Encoder, ModelSpec, load_encoder, resolve_spec
@@ -165,9 +165,11 @@ def _swap(conn: psycopg.Connection, new: ModelSpec, old: ModelSpec, report: Reem
         report.dim_changed = True
         for table in EMBEDDING_TABLES:
             name = pgsql.Identifier(table)
+            # images/captions keep their storage (vector or halfvec); the text cache is always vector
+            storage = column_type(conn, table)[0] if table in VECTOR_TABLES else "vector"
             conn.execute(
-                pgsql.SQL("ALTER TABLE public.{} ALTER COLUMN embedding TYPE vector({}) USING NULL").format(
-                    name, pgsql.Literal(int(new.dim))
+                pgsql.SQL("ALTER TABLE public.{} ALTER COLUMN embedding TYPE {}({}) USING NULL").format(
+                    name, pgsql.Identifier(storage), pgsql.Literal(int(new.dim))
                 )
             )
             conn.execute(
