@@ -222,7 +222,8 @@ def test_init_offline_with_the_weights_in_the_hugging_face_cache_records_the_mod
     _env(monkeypatch, empty_settings)
     _warm(hf_cache)
     assert main(["init", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"model": "ViT-B-32", "pretrained": "openai", "dim": 512}
+    recorded = json.loads(capsys.readouterr().out)
+    assert recorded == {"model": "ViT-B-32", "pretrained": "openai", "dim": 512, "storage": "vector"}
 
 
 @pytest.mark.slow

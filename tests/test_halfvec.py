@@ -25,6 +25,7 @@ def _columns(conn: psycopg.Connection) -> dict[str, str]:
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND a.attname = 'embedding' AND c.relkind = 'r'
+          AND c.relname IN ('images', 'captions', 'text_queries')
         """
     ).fetchall()
     return dict(rows)

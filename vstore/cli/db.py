@@ -35,11 +35,13 @@ def init(
     Running init again with the same model is harmless."""
     from vstore.db.indexes import STORAGE_TYPES
     from vstore.db.migrations import init as init_schema
+    from vstore.db.migrations import stored_vector_type
 
     if storage is not None and storage not in STORAGE_TYPES:
         raise typer.BadParameter("choose vector or halfvec.", param_hint="--storage")
-    spec = init_schema(settings(model=model, pretrained=pretrained), storage=storage)
-    shown = storage or "vector"
+    current = settings(model=model, pretrained=pretrained)
+    spec = init_schema(current, storage=storage)
+    shown = stored_vector_type(current)  # what the database has, also when --storage was not given
     if as_json:
         print_json({"model": spec.name, "pretrained": spec.pretrained, "dim": spec.dim, "storage": shown})
     else:

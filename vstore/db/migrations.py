@@ -84,6 +84,12 @@ def read_model(conn: psycopg.Connection) -> ModelSpec | None:
     return ModelSpec(name=row[0], pretrained=row[1], dim=row[2], checkpoint_sha256=row[3]) if row else None
 
 
+def stored_vector_type(settings: Settings) -> str:
+    """'vector' or 'halfvec': how this (migrated) database stores its image and caption vectors."""
+    with connection(settings, autocommit=True, vector=False) as conn:
+        return read_storage(conn)
+
+
 def read_storage(conn: psycopg.Connection) -> str:
     """'vector' or 'halfvec': the type of the images/captions embedding columns."""
     from vstore.db.indexes import column_storage
