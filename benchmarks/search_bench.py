@@ -42,6 +42,10 @@ class Latency:
         ms = np.asarray(seconds) * 1000.0
         return cls(float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), float(ms.mean()), len(ms))
 
+    @classmethod
+    def of_ms(cls, ms: list[float]) -> Latency:
+        return cls.of([m / 1000.0 for m in ms])
+
 
 @dataclass(frozen=True)
 class EfPoint:

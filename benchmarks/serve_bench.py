@@ -29,25 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.search_bench import Latency
 from vstore.config import Settings
 from vstore.db.connect import connection, scalar
 
 ADJECTIVES = ["red", "small", "old", "happy", "wet", "wooden", "striped", "bright", "sleepy", "broken"]
 SUBJECTS = ["dog", "cat", "bicycle", "boat", "pizza", "train", "kite", "horse", "clock", "umbrella"]
 PLACES = ["on a beach", "in a kitchen", "at night", "in the snow", "on a street", "in a park"]
-
-
-@dataclass(frozen=True)
-class Latency:
-    p50_ms: float
-    p95_ms: float
-    mean_ms: float
-    n: int
-
-    @classmethod
-    def of(cls, ms: list[float]) -> Latency:
-        a = np.asarray(ms, dtype=np.float64)
-        return cls(float(np.percentile(a, 50)), float(np.percentile(a, 95)), float(a.mean()), len(a))
 
 
 @dataclass
@@ -157,7 +145,7 @@ def http_text(port: int, queries: list[str], k: int) -> tuple[Latency, dict[str,
         walls.append(wall)
         bodies.append(body)
     conn.close()
-    return Latency.of(walls), split_medians(walls, bodies)
+    return Latency.of_ms(walls), split_medians(walls, bodies)
 
 
 def jpeg(index: int) -> bytes:
@@ -192,7 +180,7 @@ def http_upload(port: int, n: int, k: int) -> tuple[Latency, dict[str, float]]:
             walls.append(wall)
             bodies.append(answer)
     conn.close()
-    return Latency.of(walls), split_medians(walls, bodies)
+    return Latency.of_ms(walls), split_medians(walls, bodies)
 
 
 def cli_text(queries: list[str], k: int) -> Latency:
@@ -207,7 +195,7 @@ def cli_text(queries: list[str], k: int) -> Latency:
         walls.append((time.perf_counter() - started) * 1000.0)
         if done.returncode != 0 or len(done.stdout.splitlines()) != k:
             raise SystemExit(f"vstore search failed: {done.stderr[-1000:]}")
-    return Latency.of(walls)
+    return Latency.of_ms(walls)
 
 
 def main(argv: list[str] | None = None) -> int:

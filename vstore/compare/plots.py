@@ -18,16 +18,8 @@ def _get(row: Any, name: str) -> Any:
 def plot_recall_qps(rows: Sequence[Any], path: Path, *, title: str | None = None) -> Path:
     """Write a PNG of recall@k (x) against QPS (y, log scale). `rows` are CompareRow objects or dicts
     with method, recall_at_k and qps (eval rows work too)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not rows:
-        raise ConfigError("nothing to plot: no result rows.")
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"--plot writes a PNG; give a file name ending in .png (got {path.name}).")
+    plt = _pyplot()
+    path = _png_path(rows, path)
     curves: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
         curves.setdefault(str(_get(row, "method")), []).append(
@@ -65,16 +57,8 @@ def plot_recall_qps(rows: Sequence[Any], path: Path, *, title: str | None = None
 def plot_latency_k(rows: Sequence[Any], path: Path, *, title: str | None = None) -> Path:
     """Write a PNG of p50 latency (y, log scale) against k (x, log scale), one curve per method and
     setting (the SBU study's latency-against-k figure). `rows` are CompareRow objects or dicts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not rows:
-        raise ConfigError("nothing to plot: no result rows.")
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"--plot writes a PNG; give a file name ending in .png (got {path.name}).")
+    plt = _pyplot()
+    path = _png_path(rows, path)
     curves: dict[str, list[tuple[int, float]]] = {}
     for row in rows:
         params = ",".join(f"{k}={v}" for k, v in dict(_get(row, "params")).items())
@@ -100,4 +84,24 @@ def plot_latency_k(rows: Sequence[Any], path: Path, *, title: str | None = None)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     plt.close(figure)
+    return path
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png_path(rows: Sequence[Any], path: Path) -> Path:
+    """The output path, checked: something to plot, and a .png name."""
+    if not rows:
+        raise ConfigError("nothing to plot: no result rows.")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--plot writes a PNG; give a file name ending in .png (got {path.name}).")
     return path
