@@ -396,3 +396,22 @@ def test_searched_texts_land_in_the_text_cache_for_sql_clients(client, served):
 def test_static_files_ship_in_the_package():
     static = Path(__import__("vstore.serve.app", fromlist=["STATIC"]).STATIC)
     assert {p.name for p in static.iterdir()} >= {"index.html", "app.js", "style.css"}
+
+
+def test_under_the_vstore_db_reader_role_a_new_text_is_searched_without_caching(
+    served, tiny_encoder, tmp_path
+):
+    from vstore.db.roles import ensure_reader
+
+    settings, _ = served
+    reader = Settings(database_url=ensure_reader(settings).url, home=tmp_path)
+    new_text = f"never searched before {uuid.uuid4().hex}"
+    with TestClient(create_app(reader, encoder=tiny_encoder)) as client:
+        body = client.get("/api/search", params={"q": new_text, "k": 3}).json()
+        assert len(body["hits"]) == 3 and body["text_cache_skipped"] is True
+    with psycopg.connect(settings.database_url) as conn:  # nothing was written
+        assert conn.execute("SELECT count(*) FROM text_queries WHERE text = %s", (new_text,)).fetchone() == (
+            0,
+        )
+    with TestClient(create_app(settings, encoder=tiny_encoder)) as owner:  # the owner caches it
+        assert owner.get("/api/search", params={"q": new_text, "k": 3}).json()["text_cache_skipped"] is False

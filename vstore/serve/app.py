@@ -171,8 +171,12 @@ def create_app(
                 clock.stages["encode"] = 0.0  # the stored vector is read by the search itself
                 hits = backend.store.search_like(like, **page.store_options())
             clock.lap("search")
+            # a text search under a role that may not write the text cache (`vstore db reader`) still
+            # answers; the page and scripts can tell that the text was not cached for SQL clients
+            uncached = like is None and bool(backend.store.uncached)
         more = len(hits) == page.offset + page.k and page.offset + page.k < MAX_K
         envelope = {
+            "text_cache_skipped": uncached,
             "query": page.describe(),
             "offset": page.offset,
             "next_offset": page.offset + page.k if more else None,
