@@ -83,3 +83,32 @@ def test_a_port_out_of_range_is_a_bad_option(settings):
 def test_loopback_names():
     assert all(is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.1.2.3"))
     assert not any(is_loopback(h) for h in ("0.0.0.0", "192.168.1.10", "example.com", "::"))
+
+
+def test_connections_to_the_served_socket_send_without_nagle_delay():
+    """asyncio turns on TCP_NODELAY only for sockets whose proto is TCP; without it, each response on a
+    kept-alive connection waited ~40 ms for the client's delayed ACK (docs/serve.md, benchmark)."""
+    import asyncio
+    import socket
+
+    from vstore.serve.server import bind
+
+    async def accepted_nodelay() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                sock = transport.get_extra_info("socket")
+                seen.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        listener = bind("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=listener)
+        _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        try:
+            return await asyncio.wait_for(seen, 10)
+        finally:
+            writer.close()
+            server.close()
+
+    assert asyncio.run(accepted_nodelay()) == 1

@@ -37,7 +37,10 @@ def bind(host: str, port: int) -> socket.socket:
     except socket.gaierror as exc:
         raise ConfigError(f"--host {host!r} is not an address of this machine ({exc.strerror}).") from None
     family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without
+    # it every response on a kept-alive connection waited ~40 ms for a delayed ACK (Nagle). Measured with
+    # benchmarks/serve_bench.py: keep-alive p50 84 ms -> see docs/serve.md.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
