@@ -39,7 +39,7 @@ def bind(host: str, port: int) -> socket.socket:
     family, _, _, _, address = infos[0]
     # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without
     # it every response on a kept-alive connection waited ~40 ms for a delayed ACK (Nagle). Measured with
-    # benchmarks/serve_bench.py: keep-alive p50 84 ms -> see docs/serve.md.
+    # benchmarks/serve_bench.py: text p50 83.8 -> 40.7 ms (docs/serve.md, runs 3 and 4).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
