@@ -52,3 +52,28 @@ def test_bq_answers_match_the_exact_order_and_the_index_is_told_apart(loaded):
         assert np.all(np.diff(distances) >= -1e-6)
     finally:
         method.close()
+
+
+def test_bq_over_captions_skips_captions_of_missing_images(loaded):
+    with connection(loaded) as conn:
+        conn.execute(
+            "UPDATE images SET status = 'missing' WHERE id IN (SELECT id FROM images ORDER BY id LIMIT 100)"
+        )
+        conn.commit()
+        gone = {
+            r[0]
+            for r in conn.execute(
+                "SELECT c.id FROM captions c JOIN images i ON i.id = c.image_id WHERE i.status = 'missing'"
+            )
+        }
+    corpus = load_corpus(loaded, "captions")  # present captions only
+    method = build_method("pgvector-bq", corpus, loaded, BuildOptions(rerank_sweep=(ROWS,)))
+    try:
+        method.configure(rerank=ROWS)
+        for query in corpus.vectors[:5]:
+            ids, _ = method.search(query, 10)
+            exact = corpus.ids[np.argsort(1.0 - corpus.vectors @ query, kind="stable")[:10]]
+            assert not gone & set(ids.tolist())
+            assert list(ids) == list(exact)
+    finally:
+        method.close()

@@ -79,7 +79,12 @@ class PgBinaryQuantMethod(PgvectorMethod):
 
     def configure(self, **params: Any) -> None:
         rerank = int(params["rerank"])
-        where = " WHERE t.status = 'ok'" if self.table == "images" else ""
+        # only present rows, as every other search path: captions through their image (revision 0003)
+        where = (
+            " WHERE t.status = 'ok'"
+            if self.table == "images"
+            else " JOIN public.images i ON i.id = t.image_id WHERE i.status = 'ok'"
+        )
         self.query_sql = _QUERY.format(table=self.table, where=where, dim=int(self.dim), rerank=rerank)
         super().configure(ef_search=min(MAX_EF_SEARCH, max(40, rerank)))
         self.params = dict(params)
