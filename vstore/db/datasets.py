@@ -117,10 +117,7 @@ def open_dataset(
                     f"{source} is already the dataset {mine[1]!r}; ingest it again with --dataset {mine[1]} "
                     f"or without --dataset ({LIST_HINT})."
                 )
-            conn.execute(
-                "UPDATE public.datasets SET source = %s, root = %s, format = %s WHERE id = %s",
-                (source, root, format, mine[0]),
-            )
+            _record_source(conn, int(mine[0]), source, root, format)
             return OpenedDataset(int(mine[0]), str(mine[1]), False)
         if explicit and named is not None:
             if os.path.exists(named[1]):
@@ -129,10 +126,7 @@ def open_dataset(
                     f"({LIST_HINT})."
                 )
             # Its source is gone from disk: the same dataset, moved. Paths are relative, so rows carry over.
-            conn.execute(
-                "UPDATE public.datasets SET source = %s, root = %s, format = %s WHERE id = %s",
-                (source, root, format, named[0]),
-            )
+            _record_source(conn, int(named[0]), source, root, format)
             return OpenedDataset(int(named[0]), name, False)
         chosen = _free_name(conn, name)
         row = conn.execute(
@@ -152,3 +146,11 @@ def drop_if_empty(conn: psycopg.Connection, dataset: int) -> bool:
             (dataset,),
         )
         return cursor.rowcount > 0
+
+
+def _record_source(conn: psycopg.Connection, dataset_id: int, source: str, root: str, format: str) -> None:
+    """Point an existing dataset at where its files are now (first ingest after 0003, or a moved folder)."""
+    conn.execute(
+        "UPDATE public.datasets SET source = %s, root = %s, format = %s WHERE id = %s",
+        (source, root, format, dataset_id),
+    )
