@@ -27,13 +27,13 @@ import numpy as np
 
 from vstore.config import Settings
 from vstore.db.connect import connection
+from vstore.db.datasets import dataset_id as find_dataset_id
 from vstore.db.indexes import DEFAULT_EF_SEARCH
 from vstore.encode.encoder import Encoder
 from vstore.errors import ConfigError, ModelMismatch
 from vstore.evaluation import metrics
 from vstore.evaluation.queries import (
     Queries,
-    dataset_id_of,
     encode_queries,
     load_captions,
     load_image_ids,
@@ -194,7 +194,7 @@ def evaluate(
     say("loading image vectors")
     corpus = load_corpus(settings, "images")
     with connection(settings) as conn:
-        dataset_id = dataset_id_of(conn, dataset)
+        dataset_id = find_dataset_id(conn, dataset)
         caption_vectors, caption_images = load_captions(conn, dataset_id, limit, rng)
         image_ids = load_image_ids(conn, dataset_id, corpus.ids, limit, rng)
         labels, labelled_vectors = load_labelled(conn, dataset_id)

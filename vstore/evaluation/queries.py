@@ -31,12 +31,6 @@ def sample(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=limit, replace=False))
 
 
-def dataset_id_of(conn: Any, name: str | None) -> int | None:
-    from vstore.db.datasets import dataset_id
-
-    return dataset_id(conn, name)
-
-
 def load_captions(conn: Any, dataset_id: int | None, limit: int | None, rng: np.random.Generator):
     pairs = conn.execute(
         "SELECT c.id, c.image_id FROM public.captions c JOIN public.images i ON i.id = c.image_id "

@@ -22,7 +22,7 @@ from psycopg import sql as pgsql
 
 from vstore.config import Settings
 from vstore.db.connect import CANNOT_WRITE, connect, scalar, vector_array
-from vstore.db.datasets import dataset_id
+from vstore.db.datasets import dataset_id as find_dataset_id
 from vstore.db.indexes import DEFAULT_EF_SEARCH, set_query_knobs
 from vstore.db.migrations import checked_model
 from vstore.db.sql import load
@@ -274,7 +274,7 @@ class Store:
                 f"query vector has shape {vector.shape}, this database holds {self.model.dim}-d."
             )
         conn = self.conn
-        dataset_id = self._dataset_id(opts.dataset)
+        dataset_id = find_dataset_id(self.conn, opts.dataset)
         params = {
             "q": vector,
             "k": opts.k,
@@ -315,9 +315,6 @@ class Store:
             raise NotFound(
                 f"there is no split named {split!r}{where}; the splits are: {', '.join(known) or 'none'}."
             )
-
-    def _dataset_id(self, name: str | None) -> int | None:
-        return dataset_id(self.conn, name)
 
     # -- encoding and the text cache -----------------------------------------------------------------------
 
