@@ -81,3 +81,20 @@ def test_the_generator_streams_the_same_rows_in_bounded_chunks():
     assert [len(c) for c in chunks] == [10_000, 10_000, 5_000]  # the loader holds one chunk at a time
     assert np.array_equal(np.concatenate(chunks), whole.images)
     assert np.array_equal(gen.captions(), whole.captions) and np.array_equal(gen.owners, whole.owners)
+
+
+def test_the_clusters_profile_streams_too_with_captions_beside_their_images():
+    from vstore.bench.synth import _sources, synth_chunks
+
+    chunks = list(synth_chunks(25_000, 16, seed=4))
+    assert [(start, len(c)) for start, c in chunks] == [(0, 10_000), (10_000, 10_000), (20_000, 5_000)]
+    whole = synth_vectors(25_000, 16, seed=4)
+    assert all(c.dtype == np.float32 for _, c in chunks)
+    assert np.array_equal(np.concatenate([c for _, c in chunks]), whole)
+    rows, captions_of = _sources("clusters", 25_000, 16, 2, 30, None, 4)
+    assert np.array_equal(np.asarray(list(rows)), whole)
+    vectors, owners = captions_of()
+    assert np.array_equal(owners, np.repeat(captioned_rows(25_000, 30), 2))
+    expected, _ = _caption_vectors(whole, 2, 4, captioned_rows(25_000, 30))
+    assert np.array_equal(vectors, expected)  # the same captions as from the whole matrix
+    assert np.einsum("ij,ij->i", vectors, whole[owners]).min() > 0.7  # each caption near its image

@@ -10,7 +10,7 @@ point nowhere (the dataset root is `synthetic://NAME`), so only searches and tim
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,18 +40,28 @@ def synth_vectors(
     vectors, at least 8). `spread` is the noise norm relative to the unit centre: 0.6 gives
     nearest-neighbour cosine similarities of roughly 0.7-0.9, like CLIP image embeddings of one dataset.
     Deterministic for a given seed."""
+    out = np.empty((max(n, 0), max(dim, 0)), dtype=np.float32)
+    for start, chunk in synth_chunks(n, dim, clusters=clusters, spread=spread, seed=seed):
+        out[start : start + len(chunk)] = chunk
+    return out
+
+
+def synth_chunks(
+    n: int, dim: int, *, clusters: int | None = None, spread: float = 0.6, seed: int = 0
+) -> Iterator[tuple[int, np.ndarray]]:
+    """synth_vectors' rows as (first row, chunk of up to 10k rows): the same vectors, generated as they
+    are consumed, so a 1M-row load never holds them all (2 GB at 512-d)."""
     if n < 0 or dim < 1:
         raise ConfigError("synth_vectors needs n >= 0 and dim >= 1.")
     clusters = clusters or max(8, n // 1000)
     rng = np.random.default_rng(seed)
     centres = _unit(rng.standard_normal((clusters, dim), dtype=np.float32))
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, _CHUNK):  # chunks bound the float temporaries at 100k x 512
+    for start in range(0, n, _CHUNK):
         stop = min(n, start + _CHUNK)
         which = rng.integers(0, clusters, size=stop - start)
         noise = rng.standard_normal((stop - start, dim), dtype=np.float32) * (spread / np.sqrt(dim))
-        out[start:stop] = _unit(centres[which] + noise)
-    return out
+        # float32 explicitly: np.sqrt gives a float64 scalar, which promotes the noise to float64.
+        yield start, _unit(centres[which] + noise).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)
@@ -263,8 +273,21 @@ def _sources(
         return (row for chunk in gen.image_chunks() for row in chunk), lambda: (gen.captions(), gen.owners)
     from vstore.bench.clip_synth import captioned_rows
 
-    images = synth_vectors(rows, dim, clusters=clusters, seed=seed)
-    return images, lambda: _caption_vectors(images, per_image, seed, captioned_rows(rows, caption_sample))
+    captioned = captioned_rows(rows, caption_sample)
+    kept: list[np.ndarray] = []  # the captioned rows' vectors, gathered while the image rows stream by
+
+    def image_rows() -> Iterator[np.ndarray]:
+        for start, chunk in synth_chunks(rows, dim, clusters=clusters, seed=seed):
+            lo, hi = np.searchsorted(captioned, [start, start + len(chunk)])
+            kept.append(chunk[captioned[lo:hi] - start])
+            yield from chunk
+
+    def captions() -> tuple[np.ndarray, np.ndarray]:
+        images = np.concatenate(kept) if kept else np.empty((0, dim), dtype=np.float32)
+        vectors, owner_positions = _caption_vectors(images, per_image, seed, np.arange(len(captioned)))
+        return vectors, captioned[owner_positions]
+
+    return image_rows(), captions
 
 
 def _caption_vectors(
