@@ -92,6 +92,8 @@ def test_the_clusters_profile_streams_too_with_captions_beside_their_images():
     assert all(c.dtype == np.float32 for _, c in chunks)
     assert np.array_equal(np.concatenate([c for _, c in chunks]), whole)
     rows, captions_of = _sources("clusters", 25_000, 16, 2, 30, None, 4)
+    with pytest.raises(ConfigError, match="image rows before the captions"):
+        captions_of()
     assert np.array_equal(np.asarray(list(rows)), whole)
     vectors, owners = captions_of()
     assert np.array_equal(owners, np.repeat(captioned_rows(25_000, 30), 2))

@@ -3,7 +3,7 @@ embeddings than uniform noise, which no index handles well) or CLIP-like ones wi
 (profile "clip", bench/clip_synth.py), and a fast loader that fills a scratch dataset of images and captions
 with them by binary COPY, with the vector indexes dropped during the load and rebuilt after.
 
-`vstore bench synth` and the search benchmark (vstore/search_bench.py) use it. Rows are fake: paths
+`vstore bench synth` and the search benchmark (benchmarks/search_bench.py) use it. Rows are fake: paths
 point nowhere (the dataset root is `synthetic://NAME`), so only searches and timings are meaningful.
 """
 
@@ -275,14 +275,18 @@ def _sources(
 
     captioned = captioned_rows(rows, caption_sample)
     kept: list[np.ndarray] = []  # the captioned rows' vectors, gathered while the image rows stream by
+    streamed = [False]
 
     def image_rows() -> Iterator[np.ndarray]:
         for start, chunk in synth_chunks(rows, dim, clusters=clusters, seed=seed):
             lo, hi = np.searchsorted(captioned, [start, start + len(chunk)])
             kept.append(chunk[captioned[lo:hi] - start])
             yield from chunk
+        streamed[0] = True
 
     def captions() -> tuple[np.ndarray, np.ndarray]:
+        if not streamed[0]:
+            raise ConfigError("consume the image rows before the captions: they are gathered on the way.")
         images = np.concatenate(kept) if kept else np.empty((0, dim), dtype=np.float32)
         vectors, owner_positions = _caption_vectors(images, per_image, seed, np.arange(len(captioned)))
         return vectors, captioned[owner_positions]
