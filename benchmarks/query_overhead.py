@@ -30,9 +30,9 @@ from vstore.db import indexes, sql
 from vstore.db.connect import connect
 
 
-def _ms(run: Callable[[], object]) -> float:
+def _ms(run: Callable[..., object], *args: object) -> float:
     started = time.perf_counter()
-    run()
+    run(*args)
     return (time.perf_counter() - started) * 1000.0
 
 
@@ -49,9 +49,9 @@ def measure(conn: psycopg.Connection, queries: np.ndarray, k: int, repeats: int)
 
     for q in queries:  # warm-up, as compare does
         search(q)
-    passes = np.array([[_ms(lambda q=q: search(q)) for q in queries] for _ in range(repeats)])
+    passes = np.array([[_ms(search, q) for q in queries] for _ in range(repeats)])
     pass_executor = [executor(q) for q in queries]
-    back_to_back = [statistics.median(_ms(lambda q=q: search(q)) for _ in range(repeats)) for q in queries]
+    back_to_back = [statistics.median(_ms(search, q) for _ in range(repeats)) for q in queries]
     hot_executor = [statistics.median(executor(q)[0] for _ in range(repeats)) for q in queries]
     floor = statistics.median(
         _ms(lambda: conn.execute("SELECT 1", prepare=True).fetchall()) for _ in range(200)
