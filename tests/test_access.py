@@ -14,7 +14,7 @@ from vstore.config import Settings
 from vstore.db.connect import connection
 from vstore.db.roles import ensure_reader
 from vstore.ingest.pipeline import ingest
-from vstore.search.store import Store
+from vstore.search.store import SearchOptions, SearchQuery, Store
 
 
 def _env(monkeypatch, url: str, settings: Settings) -> None:
@@ -95,10 +95,10 @@ def test_cli_under_the_reader_searches_cached_and_new_texts(stocked, monkeypatch
 def test_store_under_the_reader_says_which_texts_were_not_cached(stocked, tiny_encoder):
     reader = ensure_reader(stocked)
     with Store(Settings(database_url=reader.url, home=stocked.home), encoder=tiny_encoder) as store:
-        store.search_text("a red circle")
-        assert store.uncached == []
-        hits = store.search_text("a blue square", k=3)
-        assert len(hits) == 3 and store.uncached == ["a blue square"]
+        assert store.search(SearchQuery(text="a red circle")).uncached == []
+        result = store.search(SearchQuery(text="a blue square"), SearchOptions(k=3))
+        hits = result.hits
+        assert len(hits) == 3 and result.uncached == ["a blue square"]
     with Store(stocked, encoder=tiny_encoder) as owner:  # same vector as the owner's cached one
         expected = [hit.id for hit in owner.search_text("a blue square", k=3)]
     assert [hit.id for hit in hits] == expected

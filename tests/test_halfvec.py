@@ -11,7 +11,8 @@ from pgvector.psycopg import register_vector
 
 from vstore.bench.synth import load_synthetic, synth_vectors
 from vstore.config import Settings
-from vstore.db.migrations import downgrade, init, read_storage, upgrade
+from vstore.db.indexes import column_type
+from vstore.db.migrations import downgrade, init, upgrade
 from vstore.encode.encoder import TINY_TEST_MODEL, ModelSpec
 from vstore.errors import ConfigError
 
@@ -70,7 +71,7 @@ def test_halfvec_migration_round_trip(half_settings):
         )
     upgrade(half_settings, "head")  # an existing database keeps its (vector) storage
     with psycopg.connect(url, autocommit=True) as conn:
-        assert read_storage(conn) == "vector"
+        assert column_type(conn, "images")[0] == "vector"
         assert conn.execute("SELECT storage FROM embedding_model").fetchone()[0] == "vector"
     downgrade(half_settings, "base")
     with psycopg.connect(url, autocommit=True) as conn:

@@ -192,7 +192,7 @@ def load_synthetic(
     Refused (UserDataPresent) on a database holding non-synthetic datasets, unless `force`: synthetic rows
     would turn up in the user's searches."""
     from vstore.bench.guard import refuse_user_data
-    from vstore.db.indexes import VECTOR_TABLES, column_storage, defer_indexes, rebuild_deferred
+    from vstore.db.indexes import VECTOR_TABLES, column_type, defer_indexes, rebuild_deferred
     from vstore.db.migrations import require_model
 
     if profile not in PROFILES:
@@ -217,7 +217,7 @@ def load_synthetic(
     # autocommit: each step below is its own transaction (the indexes rebuild one by one, committed).
     with connection(settings, autocommit=True) as conn:
         refuse_user_data(conn, lambda _name, _root, fmt: fmt == SYNTH_FORMAT, force=force)
-        storage = column_storage(conn, "images")
+        storage = column_type(conn, "images")[0]
         for table in VECTOR_TABLES:
             defer_indexes(conn, table)
         try:

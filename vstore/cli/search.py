@@ -9,11 +9,18 @@ import typer
 
 from vstore.cli.app import app, info, print_json, settings, warn, warn_random_weights
 from vstore.errors import ConfigError
+from vstore.search.options import TARGETS, Target
 
 index_app = typer.Typer(help="Vector indexes: create (HNSW or IVFFlat), drop, status.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout, nothing else.")]
+
+
+def _target(value: str) -> Target:
+    if value not in TARGETS:
+        raise ConfigError(f"unknown target {value!r}; choose images or captions.")
+    return value  # type: ignore[return-value]
 
 
 def _clip(text: str, width: int = 70) -> str:
@@ -73,34 +80,28 @@ def search(
     --minus snow (the weighted sum of the terms' vectors, renormalised; with --plus/--minus the query may
     be TEXT, --image or --like, each with its weight). Searched texts are cached, so SQL clients can then
     run SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
-    from vstore.search.arithmetic import QueryTerm, parse_terms
-    from vstore.search.store import Store
+    from vstore.search.store import SearchOptions, SearchQuery, Store
 
-    arithmetic = bool(plus or minus)
-    if not arithmetic and sum(q is not None for q in (text, image, like)) != 1:
-        raise ConfigError("give exactly one query: a TEXT argument, --image FILE or --like ID.")
-    options = dict(
-        target=target, k=k, dataset=dataset, split=split, ef_search=ef_search, probes=probes, exact=exact
+    query = SearchQuery(text=text, image=image, like=like, plus=plus or (), minus=minus or ())
+    options = SearchOptions(
+        target=_target(target),
+        k=k,
+        dataset=dataset,
+        split=split,
+        ef_search=ef_search,
+        probes=probes,
+        exact=exact,
     )
     with Store(settings(device=device)) as store:
         if store.model.random_weights:
             warn_random_weights(store.model.label)
-        if arithmetic:
-            terms = parse_terms([text] if text is not None else [], plus or [], minus or [])
-            terms += [QueryTerm(Path(image))] if image is not None else []
-            terms += [QueryTerm(int(like))] if like is not None else []
-            hits = store.search_terms(terms, **options)
-        elif text is not None:
-            hits = store.search_text(text, **options)
-        elif image is not None:
-            hits = store.search_image(image, **options)
-        else:
-            hits = store.search_like(like, **options)  # type: ignore[arg-type]
-        if store.uncached:
-            warn(
-                "this database role may not write the text cache, so the text was searched but not "
-                "cached for SQL clients (`vstore embed-text` with the owner's URL caches it)"
-            )
+        result = store.search(query, options)
+    if result.uncached:
+        warn(
+            "this database role may not write the text cache, so the text was searched but not "
+            "cached for SQL clients (`vstore embed-text` with the owner's URL caches it)"
+        )
+    hits = result.hits
     if as_json:
         for hit in hits:
             print_json(hit)

@@ -47,11 +47,6 @@ def column_type(conn: psycopg.Connection, table: str) -> tuple[str, int]:
     return ("halfvec" if str(found).startswith("halfvec") else "vector"), int(dim)
 
 
-def column_storage(conn: psycopg.Connection, table: str) -> str:
-    """'vector' or 'halfvec': the type of `table`.embedding."""
-    return column_type(conn, table)[0]
-
-
 def default_nlist(rows: int) -> int:
     """pgvector's advice (rows/1000, sqrt(rows) beyond 1M), at least 4, and at most rows/39 (Faiss wants
     39 training points per centroid)."""

@@ -86,15 +86,10 @@ def read_model(conn: psycopg.Connection) -> ModelSpec | None:
 
 def stored_vector_type(settings: Settings) -> str:
     """'vector' or 'halfvec': how this (migrated) database stores its image and caption vectors."""
+    from vstore.db.indexes import column_type
+
     with connection(settings, autocommit=True, vector=False) as conn:
-        return read_storage(conn)
-
-
-def read_storage(conn: psycopg.Connection) -> str:
-    """'vector' or 'halfvec': the type of the images/captions embedding columns."""
-    from vstore.db.indexes import column_storage
-
-    return column_storage(conn, "images")
+        return column_type(conn, "images")[0]
 
 
 def _run_alembic(
@@ -232,7 +227,9 @@ def init(
                     check_same_model(
                         recorded, resolve_spec(name or recorded.name, tag or recorded.pretrained)
                     )
-                recorded_storage = read_storage(conn)
+                from vstore.db.indexes import column_type
+
+                recorded_storage = column_type(conn, "images")[0]
                 if storage is not None and storage != recorded_storage:
                     raise ConfigError(
                         f"this database stores its vectors as {recorded_storage}, not {storage}; drop "

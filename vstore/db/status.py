@@ -12,7 +12,8 @@ from vstore.db.connect import connection, redact, scalar
 
 def database_status(settings: Settings) -> dict[str, Any]:
     from vstore.db import embedded
-    from vstore.db.migrations import current_revision, head_revision, read_model, read_storage
+    from vstore.db.indexes import column_type
+    from vstore.db.migrations import current_revision, head_revision, read_model
 
     report: dict[str, Any] = {}
     with connection(settings, autocommit=True, vector=False) as conn:  # starts the embedded server
@@ -32,7 +33,7 @@ def database_status(settings: Settings) -> dict[str, Any]:
         if model is not None:
             report["model"] = model.label + (" (RANDOM WEIGHTS)" if model.random_weights else "")
             report["dim"] = model.dim
-            report["storage"] = read_storage(conn)
+            report["storage"] = column_type(conn, "images")[0]
             for table in ("datasets", "images", "captions", "text_queries"):
                 count = sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))
                 report[table] = scalar(conn, count)

@@ -16,10 +16,10 @@ import numpy as np
 import psycopg
 
 from vstore.db.connect import vector_array
+from vstore.db.labels import LABEL_SEPARATOR
 from vstore.encode.encoder import Encoder, l2_normalise
 from vstore.errors import ConfigError
 from vstore.evaluation.metrics import top_k_accuracy
-from vstore.ingest.sources.records import LABEL_SEPARATOR
 
 DEFAULT_TEMPLATES = ("{label}", "a photo of a {label}")
 PLACEHOLDER = "{label}"

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from vstore.config import Settings
 from vstore.encode.encoder import Encoder
 from vstore.errors import ConfigError, ImageError, UploadTooLarge
-from vstore.search.store import MAX_K, Hit, Store
+from vstore.search.store import MAX_K, Hit, SearchOptions, Store
 from vstore.serve.files import image_file, thumbnail, thumbnail_size
 from vstore.serve.guards import add_error_handlers, add_guards
 from vstore.serve.payloads import Clock, hits_response
@@ -86,9 +86,9 @@ class Page:
     ef_search: int | None
     probes: int | None
 
-    def store_options(self) -> dict[str, Any]:
+    def store_options(self) -> SearchOptions:
         # The Store returns the nearest k; a later page asks for offset + k and drops the first offset.
-        return dict(
+        return SearchOptions(
             target=self.target,
             k=self.offset + self.k,
             dataset=self.dataset,
@@ -125,6 +125,17 @@ def page_options(
 
 
 PageOptions = Annotated[Page, Depends(page_options)]
+EmbeddedQuery = tuple[np.ndarray, bool]  # the query vector, and whether its text could not be cached
+
+
+def _text_query(text: str) -> Callable[[Store], EmbeddedQuery]:
+    def embed(store: Store) -> EmbeddedQuery:
+        embedded = store.embed_texts([text])
+        return embedded.vectors[0], bool(embedded.uncached)
+
+    return embed
+
+
 ImageId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="An image id from a search hit.")]
 
 
@@ -159,21 +170,21 @@ def create_app(
     add_guards(app, upload_limit, allowed_hosts)
 
     def search(
-        clock: Clock, page: Page, query: Callable[[Store], np.ndarray] | None, like: int | None
+        clock: Clock, page: Page, query: Callable[[Store], EmbeddedQuery] | None, like: int | None
     ) -> Response:
+        # a text search under a role that may not write the text cache (`vstore db reader`) still
+        # answers; the page and scripts can tell that the text was not cached for SQL clients
+        uncached = False
         with backend.lock:
             if like is None:
                 assert query is not None
-                vector = query(backend.store)
+                vector, uncached = query(backend.store)
                 clock.lap("encode")
-                hits: list[Hit] = backend.store.search_vector(vector, **page.store_options())
+                hits: list[Hit] = backend.store.search_vector(vector, page.store_options())
             else:
                 clock.stages["encode"] = 0.0  # the stored vector is read by the search itself
-                hits = backend.store.search_like(like, **page.store_options())
+                hits = backend.store.search_like(like, page.store_options())
             clock.lap("search")
-            # a text search under a role that may not write the text cache (`vstore db reader`) still
-            # answers; the page and scripts can tell that the text was not cached for SQL clients
-            uncached = like is None and bool(backend.store.uncached)
         more = len(hits) == page.offset + page.k and page.offset + page.k < MAX_K
         envelope = {
             "text_cache_skipped": uncached,
@@ -213,7 +224,7 @@ def create_app(
     ) -> Response:
         """Text -> images (target=images) or text -> captions (target=captions), nearest first."""
         clock = Clock()
-        return search(clock, page, lambda store: store.embed_text([q])[0], None)
+        return search(clock, page, _text_query(q), None)
 
     @app.post("/api/search/image", tags=["search"])
     def search_upload(
@@ -231,7 +242,7 @@ def create_app(
             )
         if not data:
             raise ImageError("the upload is empty (0 bytes); send a JPEG/PNG/... file.")
-        return search(clock, page, lambda store: store.encode_image_bytes(data), None)
+        return search(clock, page, lambda store: (store.encode_image_bytes(data), False), None)
 
     @app.get("/api/images/{image_id}", tags=["images"])
     def image_record(image_id: ImageId) -> dict[str, Any]:

@@ -45,13 +45,13 @@ class Split:
 
 def load_pairs(conn: psycopg.Connection) -> list[CaptionedImage]:
     """Searchable images that have at least one caption, in id order."""
-    from vstore.search.store import absolute_path
+    from vstore.encode.paths import filesystem_path
 
     items: dict[int, dict[str, Any]] = {}
     for image_id, root, path, split, dataset, caption_id, text in conn.execute(load("queries/train_pairs")):
         entry = items.setdefault(
             image_id,
-            {"path": absolute_path(root, path), "split": split, "dataset": dataset, "ids": [], "texts": []},
+            {"path": filesystem_path(root, path), "split": split, "dataset": dataset, "ids": [], "texts": []},
         )
         entry["ids"].append(int(caption_id))
         entry["texts"].append(text)

@@ -119,7 +119,7 @@ def _searchable(settings: Settings, split: Split, eval_dataset: str | None) -> l
     dataset: eval draws its queries from a dataset)."""
     if eval_dataset is None:
         return None
-    from vstore.search.store import absolute_path
+    from vstore.encode.paths import filesystem_path
 
     with connection(settings) as conn:
         rows = conn.execute(
@@ -127,7 +127,7 @@ def _searchable(settings: Settings, split: Split, eval_dataset: str | None) -> l
             "JOIN public.datasets d ON d.id = i.dataset_id "
             "WHERE i.status = 'ok' AND i.embedding IS NOT NULL ORDER BY i.id"
         ).fetchall()
-    return [CaptionedImage(int(r[0]), absolute_path(r[1], r[2]), r[3], r[4], (), ()) for r in rows]
+    return [CaptionedImage(int(r[0]), filesystem_path(r[1], r[2]), r[3], r[4], (), ()) for r in rows]
 
 
 def _database_record(settings: Settings, spec: ModelSpec, split: Split) -> dict[str, Any]:

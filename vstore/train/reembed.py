@@ -30,8 +30,8 @@ from vstore.db.migrations import require_model
 from vstore.db.sql import load
 from vstore.encode.encoder import RANDOM, Encoder, ModelSpec, load_encoder, resolve_spec
 from vstore.encode.images import prepare_file
+from vstore.encode.paths import filesystem_path
 from vstore.errors import ConfigError, ModelMismatch, VstoreError
-from vstore.search.store import absolute_path
 
 LOCK_KEY = 4242005  # pg advisory lock: one model switch at a time per database
 EMBEDDING_TABLES = ("images", "captions", "text_queries")  # fixed: never user text
@@ -119,7 +119,7 @@ def _encode_images(
         pixels, good, bad = [], [], []
         for image_id, root, path, content_hash in rows:
             try:
-                pixels.append(prepare_file(absolute_path(root, path), transform))
+                pixels.append(prepare_file(filesystem_path(root, path), transform))
                 good.append((image_id, content_hash))
             except VstoreError as exc:  # gone or unreadable since its ingest: no vector from the new model
                 bad.append((image_id, content_hash))

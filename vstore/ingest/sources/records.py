@@ -10,19 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from vstore.db.labels import LABEL_SEPARATOR
 from vstore.encode.images import is_image_name
 from vstore.encode.paths import stored_path
 
-__all__ = ["is_image_name", "stored_path"]  # re-exported for the sources
+__all__ = ["LABEL_SEPARATOR", "is_image_name", "stored_path"]  # re-exported for the sources
 
 
 @dataclass(frozen=True)
 class CaptionRecord:
     source_id: str  # COCO annotation id; for sidecars and manifests text_caption_id(text)
     text: str
-
-
-LABEL_SEPARATOR = "|"  # 'cat|dog': an image with two labels (manifest label column, COCO categories)
 
 
 @dataclass(frozen=True)

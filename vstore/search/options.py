@@ -1,0 +1,79 @@
+"""What a search is asked for, apart from its vector: SearchOptions (target, k, filters, index knobs) and
+SearchQuery (what `vstore search` was given: a text, an image, a stored image, or arithmetic terms)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypedDict
+
+from vstore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vstore.search.arithmetic import QueryTerm
+
+Target = Literal["images", "captions"]
+TARGETS: tuple[str, ...] = ("images", "captions")
+MAX_K = 1000  # pgvector's hnsw.ef_search ceiling; iterative scans need ef_search >= k to return k rows
+# pgvector's default hnsw.ef_search is 40: recall@10 0.93 on 100k x 512 clustered vectors, 0.975 at 100 for
+# 0.3 ms more per query (docs/search.md). vstore searches use 100 unless told otherwise.
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Everything about a search except its query. Filters are structured values, always bound."""
+
+    target: Target = "images"
+    k: int = 10
+    dataset: str | None = None
+    split: str | None = None
+    ef_search: int | None = None  # None: DEFAULT_EF_SEARCH
+    probes: int | None = None
+    exact: bool = False
+
+
+class SearchFields(TypedDict, total=False):
+    """SearchOptions' fields as keywords: `store.search_text("a dog", k=5)`; mypy checks the names."""
+
+    target: Target
+    k: int
+    dataset: str | None
+    split: str | None
+    ef_search: int | None
+    probes: int | None
+    exact: bool
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """The query of `vstore search`: one of text, image file or stored image id; or, with plus/minus
+    terms, the weighted sum of all of them (query arithmetic, search/arithmetic.py)."""
+
+    text: str | None = None
+    image: Path | None = None
+    like: int | None = None
+    plus: Sequence[str] = field(default_factory=tuple)
+    minus: Sequence[str] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.arithmetic:
+            return
+        if sum(q is not None for q in (self.text, self.image, self.like)) != 1:
+            raise ConfigError("give exactly one query: a TEXT argument, --image FILE or --like ID.")
+
+    @property
+    def arithmetic(self) -> bool:
+        return bool(self.plus or self.minus)
+
+    def terms(self) -> list[QueryTerm]:
+        from vstore.search.arithmetic import QueryTerm, parse_terms
+
+        terms = parse_terms([self.text] if self.text is not None else [], self.plus, self.minus)
+        terms += [QueryTerm(Path(self.image))] if self.image is not None else []
+        terms += [QueryTerm(int(self.like))] if self.like is not None else []
+        return terms
+
+
+def merged_options(options: SearchOptions | None, fields: SearchFields) -> SearchOptions:
+    return replace(options or SearchOptions(), **fields)
