@@ -1,5 +1,6 @@
-"""The ingest pipeline: source records -> plan against stored rows (per chunk) -> decode in worker
-processes -> encode in batches -> binary COPY + upsert, one commit per batch.
+"""The ingest pipeline: source records -> plan against stored rows (per chunk, ingest/plan.py) -> decode in
+worker processes -> encode in batches -> binary COPY + upsert, one commit per batch; large loads run with
+their indexes deferred under the bulk-load lease (ingest/bulk.py). This module wires them together.
 
     report = ingest(settings, "coco/", split=["val2017"])
 
@@ -13,8 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,29 +24,15 @@ import psycopg
 from vstore.config import Settings
 from vstore.db.connect import database_errors
 from vstore.encode.encoder import Encoder, ModelSpec
-from vstore.errors import VstoreError
+from vstore.ingest.bulk import deferred_indexes, heal_deferred, wants_bulk_load
+from vstore.ingest.plan import PLAN_CHUNK, PlannedImage, chunks, plan_chunk
 from vstore.ingest.report import IngestProgress, IngestReport
 from vstore.ingest.sources import open_source
-from vstore.ingest.sources.records import CaptionRecord, ImageRecord
-from vstore.ingest.workers import Decoded, DecodePool
-from vstore.ingest.writer import CaptionRow, ImageRow, StoredImage, Writer
+from vstore.ingest.sources.records import CaptionRecord
+from vstore.ingest.workers import DecodePool
+from vstore.ingest.writer import CaptionRow, ImageRow, Writer
 
 __all__ = ["IngestProgress", "IngestReport", "ingest", "prepare_model"]
-
-PLAN_CHUNK = 512  # paths looked up per query
-# Settings.bulk_load_rows: defer the vector indexes when at least that many new rows are planned and they
-# outnumber the rows already in the table (see docs/ingest.md for the measurements)
-
-
-@dataclass
-class _Item:
-    record: ImageRecord
-    stored: StoredImage | None
-    decode: bool  # read + hash (+ decode unless the hash matches `expected_hash`)
-    expected_hash: str | None
-    touch: bool  # unchanged content, but status/metadata to refresh
-    captions: list[CaptionRecord] = field(default_factory=list)  # new or changed captions to embed
-    result: Decoded | None = None
 
 
 def prepare_model(settings: Settings) -> ModelSpec:
@@ -60,72 +46,6 @@ def prepare_model(settings: Settings) -> ModelSpec:
 
 def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
-
-
-def ingest_threads(settings: Settings) -> int | None:
-    """torch intra-op threads for the ingest's encoder: --threads / VSTORE_THREADS when set, else torch's
-    default (see docs/ingest.md, Threads)."""
-    return settings.threads
-
-
-def _stat(path: Path) -> tuple[int, float] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime
-
-
-def _plan(
-    writer: Writer, dataset_id: int, records: Sequence[ImageRecord], rescan: bool, report: IngestReport
-) -> list[_Item]:
-    paths = [r.path for r in records]
-    stored = writer.stored_images(dataset_id, paths)
-    stored_captions = writer.stored_captions(dataset_id, paths)
-    writer.remember_seen(paths)
-    items = []
-    gone: list[int] = []  # captions the source no longer has for a scanned image
-    for record in records:
-        row = stored.get(record.path)
-        had = {c.source_id: c for c in stored_captions.get(record.path, ())}
-        new_captions = [
-            c
-            for c in record.captions
-            if (old := had.get(c.source_id)) is None or old.text != c.text or not old.embedded
-        ]
-        wanted = {c.source_id for c in record.captions}
-        gone.extend(c.id for source_id, c in had.items() if source_id not in wanted)
-        reusable = row is not None and row.status in ("ok", "missing")
-        stat = _stat(record.file)
-        unchanged = reusable and not rescan and stat is not None and (row.size, row.mtime) == stat  # type: ignore[union-attr]
-        metadata_changed = row is not None and (row.split, row.source_id, row.label) != (
-            record.split,
-            record.source_id,
-            record.label,
-        )
-        items.append(
-            _Item(
-                record=record,
-                stored=row,
-                decode=not unchanged,
-                expected_hash=row.content_hash if reusable else None,  # type: ignore[union-attr]
-                touch=bool(unchanged and (row.status == "missing" or metadata_changed)),  # type: ignore[union-attr]
-                captions=new_captions,
-            )
-        )
-    report.captions_removed += writer.delete_captions(gone)
-    return items
-
-
-def _chunks(records: Iterator[ImageRecord], size: int) -> Iterator[list[ImageRecord]]:
-    chunk: list[ImageRecord] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 class _Pipeline:
@@ -149,7 +69,7 @@ class _Pipeline:
         self.done = 0
 
     # -- accepting items -------------------------------------------------------------------------------
-    def accept(self, item: _Item) -> None:
+    def accept(self, item: PlannedImage) -> None:
         record, report = item.record, self.report
         report.scanned += 1
         self.done += 1
@@ -263,7 +183,6 @@ def ingest(
     annotation file or manifest raises SourceError before anything is written; bad image files are
     recorded as 'failed' rows and listed in the report."""
     from vstore.db.connect import connection
-    from vstore.db.indexes import begin_bulk_load, defer_indexes, rebuild_deferred
     from vstore.db.migrations import check_same_model
     from vstore.encode.encoder import LazyEncoder
 
@@ -273,7 +192,7 @@ def ingest(
     spec = prepare_model(settings)
     lazy: LazyEncoder | None = None
     if encoder is None:  # loaded by the first image or caption that needs encoding, if any
-        encoder = lazy = LazyEncoder(spec, device=settings.device, threads=ingest_threads(settings))
+        encoder = lazy = LazyEncoder(spec, device=settings.device, threads=settings.threads)
     else:
         check_same_model(spec, encoder.spec)
     report = IngestReport(
@@ -287,9 +206,7 @@ def ingest(
     )
     workers = default_workers() if settings.workers is None else settings.workers
     with connection(settings, autocommit=True) as conn:
-        rebuilt = time.perf_counter()
-        report.indexes_rebuilt += rebuild_deferred(conn)  # heal a bulk load that crashed before its rebuild
-        report.index_s += time.perf_counter() - rebuilt
+        heal_deferred(conn, report)
         writer = Writer(conn)
         opened = writer.open_dataset(
             dataset or source.name,
@@ -299,43 +216,33 @@ def ingest(
             explicit=dataset is not None,
         )
         dataset_id, report.dataset = opened.id, opened.name
-        planned_new = total - writer.count_images(dataset_id)
-        bulk = planned_new >= settings.bulk_load_rows and planned_new > writer.count_images()
-        if bulk:
-            begin_bulk_load(conn)  # before dropping: nobody rebuilds what this load deferred
-            defer_indexes(conn, "images")
-            defer_indexes(conn, "captions")
-        pipeline = _Pipeline(settings, encoder, writer, dataset_id, report, progress, total)
-        report.setup_s = time.perf_counter() - started - report.index_s
-        pipeline.tell()  # the progress bar starts now, not at the first commit
+        bulk = wants_bulk_load(settings, total - writer.count_images(dataset_id), writer.count_images())
         failed = True
         try:
-            decoder = DecodePool(encoder.image_transform, workers, settings.batch_size)
-            try:
-                planned = (
-                    item
-                    for chunk in _chunks(source.records(), PLAN_CHUNK)
-                    for item in _plan(writer, dataset_id, chunk, rescan, report)
+            with deferred_indexes(settings, conn, report, active=bulk):
+                pipeline = _Pipeline(settings, encoder, writer, dataset_id, report, progress, total)
+                report.setup_s = time.perf_counter() - started - report.index_s
+                pipeline.tell()  # the progress bar starts now, not at the first commit
+                decoder = DecodePool(encoder.image_transform, workers, settings.batch_size)
+                try:
+                    planned = (
+                        item
+                        for chunk in chunks(source.records(), PLAN_CHUNK)
+                        for item in plan_chunk(writer, dataset_id, chunk, rescan, report)
+                    )
+                    for item, waited in decoder.run(planned):
+                        report.decode_wait_s += waited
+                        if item.result is not None:
+                            report.decode_s += item.result.seconds
+                        pipeline.accept(item)
+                    pipeline.flush()
+                finally:
+                    decoder.close()
+                report.missing = writer.mark_missing(
+                    dataset_id, source.splits if source.format != "manifest" else None
                 )
-                for item, waited in decoder.run(planned):
-                    report.decode_wait_s += waited
-                    if item.result is not None:
-                        report.decode_s += item.result.seconds
-                    pipeline.accept(item)
-                pipeline.flush()
-            finally:
-                decoder.close()
-            report.missing = writer.mark_missing(
-                dataset_id, source.splits if source.format != "manifest" else None
-            )
             failed = False
         finally:
-            if bulk:
-                # Ctrl-C or an error mid-load must not leave the indexes dropped (searches would scan
-                # every row): rebuild them now, or leave them to the next command if this fails too.
-                rebuilt = time.perf_counter()
-                report.indexes_rebuilt += _end_bulk_load(settings, conn, raise_errors=not failed)
-                report.index_s += time.perf_counter() - rebuilt
             if failed and opened.created:
                 _drop_if_empty(conn, dataset_id)
     stats = source.stats
@@ -351,26 +258,6 @@ def ingest(
         report.device = lazy.device if lazy.loaded else ""
     report.wall_s = time.perf_counter() - started
     return report
-
-
-def _end_bulk_load(settings: Settings, conn: psycopg.Connection, *, raise_errors: bool) -> list[str]:
-    """Give the lease back and rebuild the deferred indexes (unless another ingest's bulk load still runs:
-    that one rebuilds them when it ends). The rebuild uses a fresh connection: this one may be broken by
-    the interruption; closing it releases the lease anyway."""
-    from vstore.db.connect import connection
-    from vstore.db.indexes import end_bulk_load, rebuild_deferred
-
-    try:
-        end_bulk_load(conn)
-    except psycopg.Error:
-        conn.close()
-    try:
-        with connection(settings, autocommit=True) as fresh:
-            return rebuild_deferred(fresh)
-    except (psycopg.Error, VstoreError):
-        if raise_errors:
-            raise
-        return []  # an error is already on its way out; `vstore index rebuild` or the next ingest heals
 
 
 def _drop_if_empty(conn: psycopg.Connection, dataset_id: int) -> None:
