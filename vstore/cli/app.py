@@ -7,7 +7,7 @@ import json
 import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -42,6 +42,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: embedded server lifecycle, URL, migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout, nothing else.")]
 
 
 def settings(**overrides: Any) -> Settings:

@@ -1,4 +1,5 @@
-"""`vstore bench models`: embedding models side by side on this machine. Thin: one library call."""
+"""`vstore bench synth|storage|models|load`: synthetic data at scale and the benchmarks that need no
+compare harness. Thin: one library call each."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import info, print_json, settings
-from vstore.cli.compare import JsonOpt, bench_app
+from vstore.cli.app import JsonOpt, app, info, print_json, settings
+
+bench_app = typer.Typer(
+    help="Benchmark helpers: synthetic data at scale, embedding models.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
 
 
 @bench_app.command("models")
@@ -67,3 +72,85 @@ def bench_load_command(
         print_json(rows)
     else:
         typer.echo(format_load_times(rows))
+
+
+@bench_app.command("synth")
+def bench_synth(
+    rows: Annotated[int, typer.Option("--rows", help="Images to generate (each with its captions).")],
+    dim: Annotated[
+        int | None, typer.Option(help="Vector dimension; must equal the database model's.")
+    ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="clusters: unit vectors around spread-out centres; clip: CLIP-like (modality gap, "
+            "low intrinsic dimension, uneven clusters), see docs/benchmarks.md."
+        ),
+    ] = "clusters",
+    captions_per_image: Annotated[
+        int | None, typer.Option(help="Captions per image (default 1 for clusters, 5 for clip).")
+    ] = None,
+    caption_sample: Annotated[
+        int | None,
+        typer.Option(help="Caption only this many images, evenly spaced (query material at scale)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same vectors).")] = 0,
+    dataset: Annotated[
+        str, typer.Option(help="Dataset name (an earlier one of that name is replaced).")
+    ] = "synth",
+    force: Annotated[
+        bool, typer.Option("--force", help="Load even into a database that holds real datasets.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fill a scratch dataset with synthetic normalised vectors for benchmarks when no real data is at
+    hand: clustered (--profile clusters) or CLIP-like (--profile clip). Indexes are rebuilt after the
+    load; the report gives the copy and index-build seconds."""
+    from vstore.bench.synth import load_synthetic
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "indexes" or done == total:
+            info(f"{stage}: {done}/{total}")
+
+    report = load_synthetic(
+        settings(),
+        rows,
+        dataset=dataset,
+        captions_per_image=captions_per_image,
+        caption_sample=caption_sample,
+        profile=profile,
+        seed=seed,
+        dim=dim,
+        progress=progress,
+        force=force,
+    )
+    if as_json:
+        print_json({**report.__dict__, "rows_per_second": report.rows_per_second})
+    else:
+        info(
+            f"{report.images} images + {report.captions} captions ({report.dim}-d) in dataset "
+            f"{report.dataset!r}: copy {report.seconds_copy:.1f}s, indexes {report.seconds_index:.1f}s"
+        )
+
+
+@bench_app.command("storage")
+def bench_storage(
+    queries: Annotated[int, typer.Option(help="Query vectors (sampled from the images).")] = 20,
+    k: Annotated[int, typer.Option("-k", help="Neighbours per query.")] = 10,
+    repeats: Annotated[int, typer.Option(help="Timed passes; latencies are medians.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Exact-scan latency with the embedding stored PLAIN, EXTENDED (PostgreSQL's default: TOASTed) or
+    as halfvec, on scratch copies of the images' vectors (dropped after)."""
+    from vstore.bench.storage import storage_effect
+
+    rows = storage_effect(settings(), queries=queries, k=k, repeats=repeats)
+    if as_json:
+        print_json([row.__dict__ for row in rows])
+        return
+    typer.echo("variant   heap_MB  toast_MB  p50_ms  server_ms")
+    for row in rows:
+        typer.echo(
+            f"{row.variant:<9} {row.heap_bytes / 1e6:>7.1f} {row.toast_bytes / 1e6:>9.1f} "
+            f"{row.p50_ms:>7.2f} {row.server_ms:>10.2f}"
+        )

@@ -4,7 +4,6 @@ parse, one library call, render."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -17,109 +16,6 @@ def _ints(text: str | None) -> list[int] | None:
     from vstore.evaluation.harness import parse_ks
 
     return list(parse_ks(text, (), "--ef-search/--probes")) if text else None
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    return [title, line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), ""]
-
-
-def _cell(metrics: dict[str, float], key: str, name: str, k: int) -> str:
-    """A figure, with '*' when the method returned fewer rows than it could (see the footnote)."""
-    text = _fmt(metrics.get(f"{key}.{name}@{k}"))
-    returned = metrics.get(f"{key}.returned@{k}")
-    if name == "recall" and returned is not None and returned < 1.0:
-        text += "*"
-    return text
-
-
-TRUNCATED_NOTE = (
-    "* the method returned fewer than K rows for some queries (IVF probes too few lists); "
-    "--json gives the share as <kind>.returned@K"
-)
-
-
-def render(report) -> str:  # report: vstore.evaluation.harness.EvalReport
-    out: list[str] = []
-    blocks = [
-        (
-            "caption_image",
-            f"caption -> image ({report.caption_queries} queries; NDCG relevance: cosine to the exact top-1)",
-            [("precision", report.ks, "P"), ("ndcg", report.ks, "NDCG"), ("recall", report.recall_ks, "R")],
-        ),
-        (
-            "image_caption",
-            f"image -> caption ({report.image_caption_queries} queries; all of an image's captions relevant)",
-            [("recall", report.recall_ks, "R")],
-        ),
-        (
-            "image_image",
-            f"image -> image ({report.image_queries} stored images as queries; truth: the image itself)",
-            [("precision", report.ks, "P")],
-        ),
-        (
-            "external",
-            f"external queries ({report.external_queries}; truth: exact top-1)",
-            [
-                ("precision", report.ks, "P"),
-                ("ndcg", report.ks, "NDCG"),
-                ("query_ndcg", report.ks, "qNDCG"),
-            ],
-        ),
-    ]
-    truncated = False
-    for key, title, columns in blocks:
-        if not any(f"{key}.{columns[0][0]}@{columns[0][1][0]}" in m.metrics for m in report.methods):
-            continue
-        header = ["method"] + [f"{short}@{k}" for _, ks, short in columns for k in ks]
-        rows = [
-            [m.method] + [_cell(m.metrics, key, name, k) for name, ks, _ in columns for k in ks]
-            for m in report.methods
-        ]
-        truncated = truncated or any(cell.endswith("*") for row in rows for cell in row[1:])
-        out += _table(title, header, rows)
-    if truncated:
-        out += [TRUNCATED_NOTE, ""]
-    if any("threshold.auc" in m.metrics for m in report.methods):
-        rows = [
-            [
-                m.method,
-                _fmt(m.metrics.get("threshold.auc")),
-                _fmt(m.metrics.get("threshold.distance")),
-                _fmt(m.metrics.get("threshold.f1")),
-                f"{m.metrics.get('threshold.pairs', 0):.0f}",
-            ]
-            for m in report.methods
-        ]
-        out += _table(
-            "threshold (pairs among each labelled image's 10 nearest; positive = a shared label)",
-            ["method", "ROC AUC", "F1-best distance", "F1", "pairs"],
-            rows,
-        )
-    if report.zero_shot:
-        first = report.zero_shot[0]
-        rows = [[repr(z.template), _fmt(z.top1), _fmt(z.top5)] for z in report.zero_shot]
-        out += _table(
-            f"zero-shot ({first.images} labelled images, {first.labels} labels)",
-            ["template", "top-1", "top-5"],
-            rows,
-        )
-    if report.pair_cosine_mean is not None:
-        out.append(
-            f"true caption-image cosine: mean {_fmt(report.pair_cosine_mean)}, "
-            f"max {_fmt(report.pair_cosine_max)} (model {report.model})"
-        )
-    return "\n".join(out).rstrip() + "\n"
 
 
 @app.command("eval")
@@ -207,7 +103,9 @@ def eval_command(
     Example: vstore eval --json eval.json --plot eval.png"""
     from vstore.db.migrations import require_model
     from vstore.evaluation import metrics
-    from vstore.evaluation.harness import evaluate, parse_ks, plot_precision, plot_roc
+    from vstore.evaluation.harness import evaluate, parse_ks
+    from vstore.evaluation.plots import plot_precision, plot_roc
+    from vstore.evaluation.report import render
 
     current = settings(device=device)
     spec = require_model(current)
