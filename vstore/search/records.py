@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql as pgsql
 
-from vstore.db.connect import scalar
 from vstore.db.sql import load
 from vstore.encode.paths import filesystem_path
 from vstore.errors import NotFound
@@ -78,10 +76,9 @@ def list_datasets(conn: psycopg.Connection) -> list[DatasetSummary]:
 
 def count_rows(conn: psycopg.Connection) -> dict[str, int]:
     """Rows per table, and images by status (`images_ok`, `images_failed`, ...)."""
-    counts = {
-        t: int(scalar(conn, pgsql.SQL("SELECT count(*) FROM public.{}").format(pgsql.Identifier(t))))
-        for t in COUNTED_TABLES
-    }
+    row = conn.execute(load("queries/search_counts")).fetchone()
+    assert row is not None
+    counts = {table: int(n) for table, n in zip(COUNTED_TABLES, row, strict=True)}
     for status, n in conn.execute(load("queries/search_images_by_status")).fetchall():
         counts[f"images_{status}"] = int(n)
     return counts
