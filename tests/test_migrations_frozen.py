@@ -97,7 +97,7 @@ def test_migrations_run_to_head_and_back_without_the_sql_folder(empty_settings, 
                 "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
                 "WHERE n.nspname = 'vstore'"
             ).fetchone()[0]
-        assert functions == 6
+        assert functions == 12
         assert downgrade(empty_settings, "base") == "base"
     finally:
         vstore.db.sql.load.cache_clear()

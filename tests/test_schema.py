@@ -16,6 +16,13 @@ API_FUNCTIONS = {
     "similar_images",
     "captions_for_image",
     "images_for_caption",
+    # revision 0006 (issue 22): full text, filters, hybrid
+    "text_images",
+    "text_captions",
+    "search_images_filtered",
+    "search_captions_filtered",
+    "hybrid_images",
+    "hybrid_captions",
 }
 TABLES = {"datasets", "images", "captions", "text_queries", "embedding_model", "deferred_indexes"}
 # 0005: the model switch's shadow tables (their vectors have no dimension: the new model's may differ)

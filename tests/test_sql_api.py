@@ -167,7 +167,7 @@ def test_functions_are_inlinable_sql(db):
         WHERE n.nspname = 'vstore' AND p.proretset
         """
     ).fetchall()
-    assert len(rows) == 5
+    assert len(rows) == 11
     for name, language, strict, no_config, secdef, volatility in rows:
         assert (language, strict, no_config, secdef, volatility) == ("sql", False, True, False, "s"), name
 

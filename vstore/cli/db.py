@@ -27,6 +27,16 @@ def init(
             "half the index size; builds measured no faster; see docs/benchmarks.md)."
         ),
     ] = None,
+    text_search: Annotated[
+        str | None,
+        typer.Option(
+            "--text-search",
+            metavar="CONFIG",
+            help="Full-text configuration of the captions (--mode text|hybrid): english (the default: "
+            "stems words, drops stop words), simple (every word as written), or another PostgreSQL "
+            "language. Fixed when the database is created.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create the schema for one embedding model (default ViT-B-32/openai, 512-d).
@@ -34,13 +44,17 @@ def init(
     The model and storage are recorded in the database; later commands use them and refuse others.
     Running init again with the same model is harmless."""
     from vstore.db.indexes import STORAGE_TYPES
+    from vstore.db.migrations import TEXT_SEARCH_CONFIGS, stored_vector_type
     from vstore.db.migrations import init as init_schema
-    from vstore.db.migrations import stored_vector_type
 
     if storage is not None and storage not in STORAGE_TYPES:
         raise typer.BadParameter("choose vector or halfvec.", param_hint="--storage")
+    if text_search is not None and text_search not in TEXT_SEARCH_CONFIGS:
+        raise typer.BadParameter(
+            f"choose one of {', '.join(TEXT_SEARCH_CONFIGS)}.", param_hint="--text-search"
+        )
     current = settings(model=model, pretrained=pretrained)
-    spec = init_schema(current, storage=storage)
+    spec = init_schema(current, storage=storage, text_search=text_search)
     shown = stored_vector_type(current)  # what the database has, also when --storage was not given
     if as_json:
         print_json({"model": spec.name, "pretrained": spec.pretrained, "dim": spec.dim, "storage": shown})

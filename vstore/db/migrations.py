@@ -16,13 +16,36 @@ from vstore.encode.encoder import ModelSpec, resolve_spec
 from vstore.errors import ConfigError, ModelMismatch, SchemaNotReady, VstoreError
 
 HEAD = "head"
+# Full-text configurations `vstore init --text-search` offers (PostgreSQL's built-in ones): english stems
+# words and drops stop words; simple keeps every word as written (any language, names, codes).
+TEXT_SEARCH_CONFIGS = (
+    "english",
+    "simple",
+    "danish",
+    "dutch",
+    "finnish",
+    "french",
+    "german",
+    "hungarian",
+    "italian",
+    "norwegian",
+    "portuguese",
+    "romanian",
+    "russian",
+    "spanish",
+    "swedish",
+    "turkish",
+)
 # Advisory lock key serialising `init` (first use): the model is read and recorded under it. (env.py's
 # migration lock is another key, so an init holding this one can run the migrations.)
 INIT_LOCK = 4242002
 
 
 def _alembic_config(
-    settings: Settings, model_spec: ModelSpec | None = None, storage: str | None = None
+    settings: Settings,
+    model_spec: ModelSpec | None = None,
+    storage: str | None = None,
+    text_search: str | None = None,
 ):  # -> alembic.config.Config
     from alembic.config import Config
 
@@ -35,6 +58,8 @@ def _alembic_config(
         config.attributes["model_spec"] = model_spec
     if storage is not None:
         config.attributes["storage"] = storage
+    if text_search is not None:
+        config.attributes["text_search"] = text_search
     return config
 
 
@@ -84,6 +109,18 @@ def read_model(conn: psycopg.Connection) -> ModelSpec | None:
     return ModelSpec(name=row[0], pretrained=row[1], dim=row[2], checkpoint_sha256=row[3]) if row else None
 
 
+def read_text_search(conn: psycopg.Connection) -> str | None:
+    """The captions' full-text configuration, or None before revision 0006."""
+    found = conn.execute(
+        "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('public.embedding_model') "
+        "AND attname = 'text_search' AND NOT attisdropped"
+    ).fetchone()
+    if found is None:
+        return None
+    row = conn.execute("SELECT text_search FROM public.embedding_model WHERE id = 1").fetchone()
+    return str(row[0]) if row else None
+
+
 def stored_vector_type(settings: Settings) -> str:
     """'vector' or 'halfvec': how this (migrated) database stores its image and caption vectors."""
     from vstore.db.indexes import column_type
@@ -98,11 +135,12 @@ def _run_alembic(
     revision: str,
     spec: ModelSpec | None = None,
     storage: str | None = None,
+    text_search: str | None = None,
 ) -> None:
     from alembic import command
     from sqlalchemy.exc import DBAPIError
 
-    config = _alembic_config(settings, spec, storage)
+    config = _alembic_config(settings, spec, storage, text_search)
     try:
         getattr(command, action)(config, revision)
     except DBAPIError as exc:
@@ -118,10 +156,15 @@ def _run_alembic(
 
 
 def upgrade(
-    settings: Settings, revision: str = HEAD, spec: ModelSpec | None = None, storage: str | None = None
+    settings: Settings,
+    revision: str = HEAD,
+    spec: ModelSpec | None = None,
+    storage: str | None = None,
+    text_search: str | None = None,
 ) -> str:
-    """Migrate to `revision`. A new database is created for `spec` (default: settings' model or ViT-B-32)
-    and `storage` (default vector); an existing one keeps its storage."""
+    """Migrate to `revision`. A new database is created for `spec` (default: settings' model or ViT-B-32),
+    `storage` (default vector) and `text_search` (the full-text configuration, default english); an
+    existing one keeps its storage, and the configuration once revision 0006 has run."""
     with connection(settings, autocommit=True, vector=False) as conn:
         ensure_pgvector(conn)
         recorded = read_model(conn)
@@ -132,7 +175,7 @@ def upgrade(
         if spec is None:
             spec = resolve_spec(settings.model or DEFAULT_MODEL, settings.pretrained or DEFAULT_PRETRAINED)
         check_weights_available(spec)
-    _run_alembic(settings, "upgrade", revision, spec, storage)
+    _run_alembic(settings, "upgrade", revision, spec, storage, text_search)
     with connection(settings, autocommit=True, vector=False) as conn:
         return current_revision(conn) or "base"
 
@@ -202,9 +245,11 @@ def init(
     model: str | None = None,
     pretrained: str | None = None,
     storage: str | None = None,
+    text_search: str | None = None,
 ) -> ModelSpec:
     """Create (or confirm) the schema for a model and a storage (vector, the default, or halfvec) and
-    return the model the database records.
+    return the model the database records. `text_search` is the full-text configuration of the captions
+    (TEXT_SEARCH_CONFIGS, default english), fixed at creation like the storage.
 
     Idempotent for the same model and storage; refuses another one (ModelMismatch, ConfigError).
     Serialised by an advisory lock: of two first uses at once, the second waits, then finds the first's
@@ -212,6 +257,11 @@ def init(
     asked for another one. So nothing is ever encoded with a model the database does not record."""
     if storage is not None and storage not in STORAGE_TYPES:
         raise ConfigError(f"unknown storage {storage!r}; choose vector or halfvec.")
+    if text_search is not None and text_search not in TEXT_SEARCH_CONFIGS:
+        raise ConfigError(
+            f"unknown text search configuration {text_search!r}; "
+            f"choose one of {', '.join(TEXT_SEARCH_CONFIGS)}."
+        )
     name = model or settings.model
     tag = pretrained or settings.pretrained
     with connection(settings, autocommit=True, vector=False) as conn:
@@ -221,7 +271,7 @@ def init(
             recorded = read_model(conn)
             if recorded is None:
                 wanted = resolve_spec(name or DEFAULT_MODEL, tag or DEFAULT_PRETRAINED)
-                upgrade(settings, HEAD, wanted, storage)
+                upgrade(settings, HEAD, wanted, storage, text_search)
             else:
                 if name or tag:
                     check_same_model(
@@ -236,7 +286,13 @@ def init(
                         "--storage to keep it, or start a new database (another VSTORE_HOME) to use the "
                         "other storage."
                     )
-                upgrade(settings, HEAD)
+                recorded_search = read_text_search(conn)
+                if text_search is not None and recorded_search not in (None, text_search):
+                    raise ConfigError(
+                        f"this database searches caption words with the {recorded_search!r} configuration, "
+                        f"not {text_search!r}; drop --text-search to keep it, or start a new database."
+                    )
+                upgrade(settings, HEAD, text_search=text_search)
             final = read_model(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (INIT_LOCK,))

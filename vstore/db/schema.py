@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     Double,
     ForeignKey,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 metadata = MetaData()
 
@@ -48,6 +50,8 @@ embedding_model = Table(
     _created_at(),
     # vector or halfvec: the type of images/captions.embedding (revision 0004, `vstore init --storage`)
     Column("storage", Text, nullable=False, server_default="vector"),
+    # the text search configuration of captions.tsv (`vstore init --text-search`, revision 0006)
+    Column("text_search", Text, nullable=False, server_default="english"),
     CheckConstraint("id = 1", name="embedding_model_single_row"),
     CheckConstraint("storage IN ('vector', 'halfvec')", name="embedding_model_storage_check"),
 )
@@ -80,6 +84,8 @@ images = Table(
     Column("height", Integer),
     Column("source_id", Text),  # e.g. the COCO image id
     Column("label", Text),  # class folder name, for zero-shot evaluation
+    # when the photo was taken: EXIF capture date, else the file's mtime (revision 0006)
+    Column("taken_at", DateTime(timezone=True)),
     Column("status", Text, nullable=False, server_default="ok"),
     Column("error", Text),
     Column("embedding", Vector()),
@@ -89,6 +95,8 @@ images = Table(
     CheckConstraint("status IN ('ok', 'failed', 'missing')", name="images_status_check"),
     Index("images_content_hash_idx", "content_hash"),
     Index("images_dataset_split_idx", "dataset_id", "split"),
+    Index("images_taken_at_idx", "taken_at"),
+    Index("images_labels_gin", text("string_to_array(label, '|')"), postgresql_using="gin"),
     Index(
         "images_embedding_hnsw",
         "embedding",
@@ -107,8 +115,11 @@ captions = Table(
     Column("text", Text, nullable=False),
     Column("embedding", Vector()),
     _created_at(),
+    # full text of `text` in the configuration chosen at init (embedding_model.text_search; revision 0006)
+    Column("tsv", TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)),
     UniqueConstraint("image_id", "source_id", name="captions_image_source_key"),
     Index("captions_image_id_idx", "image_id"),
+    Index("captions_tsv_gin", "tsv", postgresql_using="gin"),
     Index(
         "captions_embedding_hnsw",
         "embedding",
