@@ -92,6 +92,40 @@ def prepare(data: bytes, transform: Callable[[Any], Any] | None) -> tuple[np.nda
     return (pixels.numpy() if hasattr(pixels, "numpy") else np.asarray(pixels)), width, height
 
 
+# EXIF tags: the Exif sub-IFD, DateTimeOriginal (when the shutter fired) and OffsetTimeOriginal in it,
+# and the main IFD's DateTime (when the file was last written by the camera or an editor).
+_EXIF_IFD, _DATE_TIME_ORIGINAL, _OFFSET_TIME_ORIGINAL, _DATE_TIME = 0x8769, 0x9003, 0x9011, 0x0132
+
+
+def capture_time(data: bytes) -> float | None:
+    """When the photo was taken, as POSIX seconds, from its EXIF DateTimeOriginal (else DateTime), or None
+    when the file has no readable date. EXIF dates carry no zone unless OffsetTimeOriginal says one; a
+    date without it is read as UTC. Reads the header only (no pixels)."""
+    from datetime import datetime, timedelta, timezone
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                exif = image.getexif()
+                sub = exif.get_ifd(_EXIF_IFD)
+                raw = sub.get(_DATE_TIME_ORIGINAL) or exif.get(_DATE_TIME)
+                offset = sub.get(_OFFSET_TIME_ORIGINAL) if sub.get(_DATE_TIME_ORIGINAL) else None
+        if not isinstance(raw, str):
+            return None
+        when = datetime.strptime(raw.strip().rstrip("\x00")[:19], "%Y:%m:%d %H:%M:%S")
+        zone = timezone.utc
+        if isinstance(offset, str) and len(offset.strip()) >= 6:
+            sign = -1 if offset.strip()[0] == "-" else 1
+            hours, minutes = int(offset.strip()[1:3]), int(offset.strip()[4:6])
+            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        return when.replace(tzinfo=zone).timestamp()
+    except Exception:  # no EXIF, a malformed date ("0000:00:00 00:00:00"), an unreadable header
+        return None
+
+
 def read_file(path: str | bytes | os.PathLike[str]) -> bytes:
     """The bytes of an image file; ImageError (naming the file and the fix) when it cannot be read."""
     try:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from vstore.encode.images import describe, prepare
+from vstore.encode.images import capture_time, describe, prepare
 from vstore.errors import ImageError
 
 _transform: Callable[[Any], Any] | None = None  # the model's preprocess, set in each worker by init_worker
@@ -50,6 +50,7 @@ class Decoded:
     mtime: float | None = None
     width: int | None = None
     height: int | None = None
+    taken_at: float | None = None  # EXIF capture date (POSIX seconds) of a decoded file that has one
     pixels: np.ndarray | None = None  # None when the hash matched `expected_hash` or decoding failed
     error: str | None = None
     seconds: float = 0.0
@@ -87,6 +88,7 @@ def decode_one(task: DecodeTask) -> Decoded:
     elif result.content_hash != task.expected_hash:
         try:
             result.pixels, result.width, result.height = prepare(data, _transform)
+            result.taken_at = capture_time(data)
         except ImageError as exc:
             result.error = str(exc)
     result.seconds = time.perf_counter() - started

@@ -32,9 +32,11 @@ IMAGE_STAGE_TYPES = [
     "text",
     "vector",
     "bool",
+    "float8",
 ]
 IMAGE_STAGE_COLUMNS = (
-    "split, path, content_hash, size, mtime, width, height, source_id, label, status, error, embedding, touch"
+    "split, path, content_hash, size, mtime, width, height, source_id, label, status, error, embedding, touch, "
+    "taken_at"
 )
 CAPTION_STAGE_TYPES = ["text", "text", "text", "vector"]
 
@@ -74,6 +76,7 @@ class ImageRow:
     error: str | None = None
     embedding: np.ndarray | None = None
     touch: bool = False  # content unchanged: update metadata/status only, keep the stored embedding
+    taken_at: float | None = None  # EXIF capture date (POSIX seconds); None: the file's mtime stands in
 
     def as_copy_row(self) -> tuple:
         return (
@@ -90,6 +93,7 @@ class ImageRow:
             self.error,
             self.embedding,
             self.touch,
+            self.taken_at if self.taken_at is not None else self.mtime,
         )
 
 
