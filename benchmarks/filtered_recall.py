@@ -42,8 +42,8 @@ def date_rows(conn, seed: int = 0) -> int:  # noqa: ANN001
             conn.execute(f'DROP INDEX public."{name}"')
         conn.execute("SELECT setseed(%s)", (seed / 1000.0,))
         conn.execute(
-            "UPDATE public.images i SET taken_at = %s + make_interval(secs => p.r) FROM "
-            "(SELECT id, row_number() OVER (ORDER BY random()) - 1 AS r FROM public.images) p WHERE p.id = i.id",
+            "UPDATE public.images i SET taken_at = %s + make_interval(secs => p.r) FROM (SELECT id, "
+            "row_number() OVER (ORDER BY random()) - 1 AS r FROM public.images) p WHERE p.id = i.id",
             (BASE,),
         )
         for _, definition in indexes:
@@ -126,12 +126,14 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     print(
-        f"{result['rows']} rows, {result['queries']} queries, unfiltered HNSW p50 {result['unfiltered_p50_ms']:.2f} ms"
+        f"{result['rows']} rows, {result['queries']} queries, "
+        f"unfiltered HNSW p50 {result['unfiltered_p50_ms']:.2f} ms"
     )
     for r in result["by_selectivity"]:
         print(
-            f"{r['selectivity'] * 100:g} %: HNSW recall {r['hnsw_recall']:.3f} p50 {r['hnsw_p50_ms']:.2f} ms | "
-            f"exact p50 {r['exact_p50_ms']:.2f} ms | chosen {r['chosen_plan']} recall {r['chosen_recall']:.3f} "
+            f"{r['selectivity'] * 100:g} %: HNSW recall {r['hnsw_recall']:.3f} "
+            f"p50 {r['hnsw_p50_ms']:.2f} ms | exact p50 {r['exact_p50_ms']:.2f} ms | "
+            f"chosen {r['chosen_plan']} recall {r['chosen_recall']:.3f} "
             f"p50 {r['chosen_p50_ms']:.2f} ms ({r['chosen_vs_unfiltered']:.1f}x unfiltered)"
         )
 

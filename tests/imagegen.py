@@ -251,3 +251,35 @@ def make_captioned_shapes(
         )
         made.append((colour, shape, position))
     return made
+
+
+def make_planted_duplicates(root: Path, n: int, *, planted: int, size: int = 160) -> list[tuple[str, str]]:
+    """n distinct photos-like images (a shape of a colour at a place, different for every index) and, for
+    the first `planted` of them, three near-duplicates each: resized to 60 %, re-encoded at JPEG quality 50,
+    and cropped by 5 % of each side. Returns the planted (original, variant) pairs as relative paths."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = [name for name, _ in COLOURS]
+    places = list(POSITIONS)
+    pairs = []
+    for i in range(n):
+        colour = names[i % len(names)]
+        shape = SHAPES[(i // len(names)) % len(SHAPES)]
+        position = places[(i // (len(names) * len(SHAPES))) % len(places)]
+        image = draw_scene(colour, shape, position, size, seed=i)
+        original = f"{i:04d}.png"
+        image.save(root / original)
+        if i >= planted:
+            continue
+        w, h = image.size
+        variants = {
+            f"{i:04d}_small.png": image.resize((int(w * 0.6), int(h * 0.6)), Image.Resampling.LANCZOS),
+            f"{i:04d}_q50.jpg": image,
+            f"{i:04d}_crop.png": image.crop((w // 20, h // 20, w - w // 20, h - h // 20)),
+        }
+        for name, variant in variants.items():
+            if name.endswith(".jpg"):
+                variant.save(root / name, "JPEG", quality=50)
+            else:
+                variant.save(root / name)
+            pairs.append((original, name))
+    return pairs

@@ -11,6 +11,7 @@ import io
 import os
 import warnings
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def capture_time(data: bytes) -> float | None:
         if not isinstance(raw, str):
             return None
         when = datetime.strptime(raw.strip().rstrip("\x00")[:19], "%Y:%m:%d %H:%M:%S")
-        zone = timezone.utc
+        zone = UTC
         if isinstance(offset, str) and len(offset.strip()) >= 6:
             sign = -1 if offset.strip()[0] == "-" else 1
             hours, minutes = int(offset.strip()[1:3]), int(offset.strip()[4:6])

@@ -35,8 +35,8 @@ IMAGE_STAGE_TYPES = [
     "float8",
 ]
 IMAGE_STAGE_COLUMNS = (
-    "split, path, content_hash, size, mtime, width, height, source_id, label, status, error, embedding, touch, "
-    "taken_at"
+    "split, path, content_hash, size, mtime, width, height, source_id, label, status, error, embedding, "
+    "touch, taken_at"
 )
 CAPTION_STAGE_TYPES = ["text", "text", "text", "vector"]
 

@@ -93,8 +93,7 @@ def close_pairs(
 ) -> list[tuple[int, int, float]]:
     """(a, b, distance) with a < b for every pair the index finds within `max_distance`."""
     ids = [
-        int(r[0])
-        for r in conn.execute(load("queries/duplicates_ids"), {"dataset_id": dataset_id}).fetchall()
+        int(r[0]) for r in conn.execute(load("queries/duplicates_ids"), {"dataset_id": dataset_id}).fetchall()
     ]
     pairs: dict[tuple[int, int], float] = {}
     ef_search = max(DEFAULT_EF_SEARCH, neighbours + 1)

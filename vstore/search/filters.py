@@ -98,6 +98,7 @@ def estimate_rows(conn: psycopg.Connection, target: str, filters: Filters) -> in
     plan = conn.execute(
         "EXPLAIN (FORMAT JSON) " + load(f"queries/filtered_estimate_{target}"), filters.params()
     ).fetchone()
+    assert plan is not None
     document = plan[0] if isinstance(plan[0], list) else json.loads(plan[0])
     return int(document[0]["Plan"]["Plan Rows"])
 
@@ -108,6 +109,7 @@ def count_rows(conn: psycopg.Connection, target: str, filters: Filters, limit: i
     row = conn.execute(
         load(f"queries/filtered_count_{target}"), {**filters.params(), "limit": limit}
     ).fetchone()
+    assert row is not None
     return int(row[0])
 
 
@@ -142,7 +144,7 @@ def choose_plan(
 
 @dataclass
 class FilteredResult:
-    rows: list[Sequence[Any]]  # columns of queries/filtered_<target>[_exact]
+    rows: Sequence[Sequence[Any]]  # columns of queries/filtered_<target>[_exact]
     plan: Plan
     took_ms: float
 
