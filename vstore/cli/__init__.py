@@ -8,6 +8,7 @@ import sys
 import typer
 
 # Importing a command module registers its commands on `app`.
+from vstore.cli import backup as _backup  # noqa: F401
 from vstore.cli import bench as _bench  # noqa: F401
 from vstore.cli import compare as _compare  # noqa: F401
 from vstore.cli import datasets as _datasets  # noqa: F401
@@ -19,6 +20,7 @@ from vstore.cli import finetune as _finetune  # noqa: F401
 from vstore.cli import index as _index  # noqa: F401
 from vstore.cli import ingest as _ingest  # noqa: F401
 from vstore.cli import reembed as _reembed  # noqa: F401
+from vstore.cli import replica as _replica  # noqa: F401
 from vstore.cli import search as _search  # noqa: F401
 from vstore.cli import serve as _serve  # noqa: F401
 from vstore.cli.app import app
