@@ -3,12 +3,29 @@ servers, so they cannot share the session's."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests import imagegen
 from vstore.config import Settings
 from vstore.db import embedded, replicas
 from vstore.db.connect import connection
+
+
+@contextmanager
+def server_folder() -> Iterator[Path]:
+    """A folder for homes whose servers run as another user (vstore as root). Not under pytest's tmp_path:
+    every pytest session that starts (another engineer's, the lead's) resets /tmp/pytest-of-root to 0700,
+    and the server's user could no longer reach its data folder."""
+    path = Path(tempfile.mkdtemp(prefix="vstore-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def make_home(path: Path) -> Settings:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.ops_fixtures import close_home, make_home, photo_folder, rows
+from tests.ops_fixtures import close_home, make_home, photo_folder, rows, server_folder
 from vstore.db import embedded
 from vstore.db.backup import MANIFEST, BackupRefused, backup, last_backup, restore
 from vstore.db.dump import dump, load
@@ -21,8 +21,14 @@ from vstore.search.store import Store
 
 
 @pytest.fixture
-def home(tmp_path: Path):
-    settings = make_home(tmp_path / "home")
+def place():
+    with server_folder() as path:
+        yield path
+
+
+@pytest.fixture
+def home(place: Path):
+    settings = make_home(place / "home")
     yield settings
     close_home(settings)
 
@@ -40,7 +46,7 @@ def _exact_ids(settings, encoder, vectors, dataset: str) -> list[list[tuple[int,
 
 @pytest.mark.slow
 def test_backup_during_an_ingest_restores_every_committed_row_and_the_same_searches(
-    home, tmp_path, tiny_encoder
+    home, place, tmp_path, tiny_encoder
 ):
     ingest(home, photo_folder(tmp_path / "before", 24), dataset="before", encoder=tiny_encoder)
     during = photo_folder(tmp_path / "during", 240, first=1000)
@@ -67,8 +73,8 @@ def test_backup_during_an_ingest_restores_every_committed_row_and_the_same_searc
     assert report.rows["images"] >= 24 + seen
     assert last_backup(home)["path"] == str(tmp_path / "backup")
 
-    restored = restore(home, tmp_path / "backup", home=tmp_path / "restored")
-    new_home = replace(home, home=tmp_path / "restored")
+    restored = restore(home, tmp_path / "backup", home=place / "restored")
+    new_home = replace(home, home=place / "restored")
     try:
         assert restored.rows["images"] >= report.rows["images"]
         # every restored row is the primary's row, byte for byte (a consistent prefix of the ingest)

@@ -23,6 +23,7 @@ from vstore.cli import reembed as _reembed  # noqa: F401
 from vstore.cli import replica as _replica  # noqa: F401
 from vstore.cli import search as _search  # noqa: F401
 from vstore.cli import serve as _serve  # noqa: F401
+from vstore.cli import status as _status  # noqa: F401
 from vstore.cli.app import app
 from vstore.errors import VstoreError
 

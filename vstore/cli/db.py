@@ -116,19 +116,6 @@ def db_reader(
     info(f"role {reader.name} {done}: SELECT and vstore.* functions only{password}")
 
 
-@db_app.command("status")
-def db_status(as_json: JsonOpt = False) -> None:
-    """Server, pgvector version, schema revision, model and row counts."""
-    from vstore.db.status import database_status
-
-    report = database_status(settings())
-    if as_json:
-        print_json(report)
-        return
-    for key, value in report.items():
-        typer.echo(f"{key:<18} {value}")
-
-
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply Alembic migrations (tables, vector columns, HNSW indexes, SQL functions)."""
