@@ -76,7 +76,7 @@ def _missing(modules: dict[str, dict[str, bool]]) -> list[str]:
 
 
 def _indexes(conn: psycopg.Connection, buffercache: bool) -> list[dict[str, Any]]:
-    cached_by_file = dict(conn.execute(_CACHED).fetchall()) if buffercache else {}
+    cached_by_file: dict[int, int] = dict(conn.execute(_CACHED).fetchall()) if buffercache else {}
     found = []
     for name, method, table, size, _oid, filenode in conn.execute(_INDEXES).fetchall():
         entry: dict[str, Any] = {"index": name, "method": method, "table": table, "bytes": size}
