@@ -40,6 +40,15 @@ def _hnsw_opclasses(conn: psycopg.Connection) -> dict[str, str]:
     return dict(rows)
 
 
+def _record_has_storage(conn: psycopg.Connection) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'embedding_model' AND column_name = 'storage'"
+        ).fetchone()[0]
+    )
+
+
 @pytest.fixture
 def half_settings(empty_settings: Settings) -> Settings:
     upgrade(empty_settings, "head", TINY_SPEC, storage="halfvec")
@@ -58,6 +67,9 @@ def test_halfvec_migration_round_trip(half_settings):
             "images_embedding_hnsw": "halfvec_cosine_ops",
             "captions_embedding_hnsw": "halfvec_cosine_ops",
         }
+        assert not _record_has_storage(conn)  # the column type is the one record (revision 0007)
+    downgrade(half_settings, "0006")
+    with psycopg.connect(url, autocommit=True) as conn:  # 0004's record, refilled from the column type
         assert conn.execute("SELECT storage FROM embedding_model").fetchone()[0] == "halfvec"
     downgrade(half_settings, "0002")
     with psycopg.connect(url, autocommit=True) as conn:
@@ -72,7 +84,7 @@ def test_halfvec_migration_round_trip(half_settings):
     upgrade(half_settings, "head")  # an existing database keeps its (vector) storage
     with psycopg.connect(url, autocommit=True) as conn:
         assert column_type(conn, "images")[0] == "vector"
-        assert conn.execute("SELECT storage FROM embedding_model").fetchone()[0] == "vector"
+        assert not _record_has_storage(conn)
     downgrade(half_settings, "base")
     with psycopg.connect(url, autocommit=True) as conn:
         assert _columns(conn) == {}

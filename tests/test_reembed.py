@@ -19,6 +19,7 @@ from tests import imagegen
 from vstore.config import Settings
 from vstore.db.connect import connection, vector_array
 from vstore.db.indexes import list_indexes
+from vstore.errors import ConfigError
 from vstore.ingest.pipeline import ingest
 from vstore.search.store import Store
 from vstore.train.reembed import ReembedProgress, reembed
@@ -161,15 +162,21 @@ def test_a_crash_mid_way_loses_nothing_and_the_rerun_continues_with_rows_ingeste
     assert model_row(settings)[1] == str(checkpoint.resolve())
 
 
-def test_switching_to_another_dimension_migrates_the_columns(settings, tmp_path, tiny_encoder):
+def register_48d_model(folder: Path) -> str:
+    """The tiny architecture with 48-d embeddings, registered with open_clip under a test name."""
     import open_clip
 
     from vstore.resources import model_configs_dir
 
     config = json.loads((model_configs_dir() / "vstore-tiny.json").read_text())
     config["embed_dim"] = 48
-    (tmp_path / "vstore-test-48d.json").write_text(json.dumps(config))
-    open_clip.add_model_config(tmp_path / "vstore-test-48d.json")
+    (folder / "vstore-test-48d.json").write_text(json.dumps(config))
+    open_clip.add_model_config(folder / "vstore-test-48d.json")
+    return "vstore-test-48d"
+
+
+def test_switching_to_another_dimension_migrates_the_columns(settings, tmp_path, tiny_encoder):
+    register_48d_model(tmp_path)
     shapes(settings, tmp_path / "shapes", tiny_encoder, 6)
     assert column_types(settings)["images"] == ("vector(32)", "p")
 
@@ -185,6 +192,44 @@ def test_switching_to_another_dimension_migrates_the_columns(settings, tmp_path,
             "captions_embedding_hnsw",
         }
     assert len(search_ids(settings)) == 5
+
+
+def test_a_dimension_change_keeps_halfvec_storage_the_one_place_it_is_recorded(
+    empty_settings, tmp_path, tiny_encoder
+):
+    # The storage is the column type (revision 0007 dropped embedding_model.storage): a reembed to
+    # another dimension keeps halfvec, and status, init and the indexes all read it from the columns.
+    from vstore.db.migrations import init, stored_vector_type, upgrade
+    from vstore.db.status import database_status
+    from vstore.encode.encoder import TINY_TEST_MODEL, ModelSpec
+
+    upgrade(empty_settings, "head", ModelSpec(name=TINY_TEST_MODEL, pretrained="random", dim=32), "halfvec")
+    shapes(empty_settings, tmp_path / "shapes", tiny_encoder, 4)
+
+    reembed(empty_settings, "random", model=register_48d_model(tmp_path))
+
+    assert column_types(empty_settings) == {
+        "images": ("halfvec(48)", "p"),
+        "captions": ("halfvec(48)", "p"),
+        "text_queries": ("vector(48)", "p"),  # the text cache is always full precision
+    }
+    assert stored_vector_type(empty_settings) == database_status(empty_settings)["storage"] == "halfvec"
+    with connection(empty_settings) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'embedding_model' "
+            "AND column_name = 'storage'"
+        ).fetchone() == (0,)
+        opclasses = {
+            r[0]
+            for r in conn.execute(
+                "SELECT substring(indexdef from 'USING hnsw \\(embedding (\\w+)\\)') FROM pg_indexes "
+                "WHERE schemaname = 'public' AND indexdef LIKE '%%USING hnsw%%'"
+            )
+        }
+    assert opclasses == {"halfvec_cosine_ops"}
+    with pytest.raises(ConfigError, match="stores its vectors as halfvec"):
+        init(empty_settings, "vstore-test-48d", "random", storage="vector")
+    assert len(search_ids(empty_settings)) == 4
 
 
 def _count(settings: Settings, sql: str) -> int:

@@ -48,12 +48,11 @@ embedding_model = Table(
     Column("dim", Integer, nullable=False),
     Column("random_weights", Boolean, nullable=False, server_default=false()),
     _created_at(),
-    # vector or halfvec: the type of images/captions.embedding (revision 0004, `vstore init --storage`)
-    Column("storage", Text, nullable=False, server_default="vector"),
+    # No storage column: vector or halfvec is the type of images/captions.embedding itself (revision 0007;
+    # vstore.db.indexes.column_type reads it).
     # the text search configuration of captions.tsv (`vstore init --text-search`, revision 0006)
     Column("text_search", Text, nullable=False, server_default="english"),
     CheckConstraint("id = 1", name="embedding_model_single_row"),
-    CheckConstraint("storage IN ('vector', 'halfvec')", name="embedding_model_storage_check"),
 )
 
 datasets = Table(
