@@ -33,11 +33,12 @@ def _fixes(spec: ModelSpec) -> str:
 def _hf_cached(repo_and_file: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
     from open_clip.constants import HF_WEIGHTS_NAME
-    from open_clip.pretrained import _get_safe_alternatives
+
+    from vstore.encode.open_clip_compat import weight_file_candidates
 
     repo_id, filename = os.path.split(repo_and_file)
     filename = filename or HF_WEIGHTS_NAME
-    for candidate in (*_get_safe_alternatives(filename), filename):
+    for candidate in weight_file_candidates(filename):
         if isinstance(try_to_load_from_cache(repo_id, candidate), str):
             return True
     return False
