@@ -17,14 +17,14 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import Depends, FastAPI, File, Query, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from vstore.config import Settings
 from vstore.encode.encoder import Encoder
 from vstore.errors import ConfigError, ImageError, UploadTooLarge
 from vstore.search.store import MAX_K, Hit, SearchOptions, Store
-from vstore.serve.files import image_file, thumbnail, thumbnail_size
+from vstore.serve.files import image_file, open_image, stream, thumbnail, thumbnail_size
 from vstore.serve.guards import add_error_handlers, add_guards
 from vstore.serve.payloads import Clock, hits_response
 
@@ -286,7 +286,9 @@ def create_app(
         file = image_file(record)
         headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
         if size is None:
-            return FileResponse(file.path, media_type=file.media_type, headers=headers, stat_result=file.stat)
+            handle = open_image(file)  # the checked file itself, whatever happens to its path meanwhile
+            headers["Content-Length"] = str(file.stat.st_size)
+            return StreamingResponse(stream(handle), media_type=file.media_type, headers=headers)
         data = thumbnail(file, thumbnail_size(size), cache_dir)
         return Response(data, media_type="image/jpeg", headers=headers)
 

@@ -1,5 +1,13 @@
 """Image files by id, never by a client-given path: the file is the stored dataset root joined with the
 stored relative path, and a stored path that would leave its root (absolute, or with '..') is refused.
+
+At request time the path is resolved (symlinks followed) and must still lie inside the resolved dataset
+root and be a regular file: a symlink planted over an ingested file that points elsewhere (/etc/passwd,
+another user's folder), a FIFO (whose open would block) or a device is refused with 403. The file is then
+opened once, without following a symlink in its last component and without blocking, and its identity
+(device, inode) compared with what was checked, so swapping the file between the check and the read
+serves nothing; the response streams from that one open file.
+
 Thumbnails go through encode/images.py (the same EXIF, alpha and colour handling as ingest) and are cached
 on disk under a key of the file's path, size and mtime, so an edited file gets a new thumbnail."""
 
@@ -9,15 +17,20 @@ import hashlib
 import io
 import os
 import posixpath
+import stat as stat_module
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from vstore.encode.images import prepare, read_file
+from vstore.encode.images import prepare
+from vstore.encode.paths import native_path
 from vstore.errors import FileNotServed, ImageError, NotFound
 from vstore.search.store import ImageRecord
 
 THUMBNAIL_SIZES = (64, 128, 256, 512, 1024)  # a requested size is rounded up to one of these (bounded cache)
+CHUNK = 256 * 1024  # bytes per read when streaming a file
 MEDIA_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -32,13 +45,26 @@ MEDIA_TYPES = {
 
 @dataclass(frozen=True)
 class ImageFile:
-    path: Path
+    path: Path  # resolved: no symlink in it, inside the dataset root
     media_type: str
     stat: os.stat_result
 
 
+def dataset_root(record: ImageRecord) -> str:
+    """The dataset root the record's absolute path was joined from (os.path.join drops empty parts)."""
+    root = record.path
+    for part in native_path(record.relative_path).split("/"):
+        if part:
+            root = os.path.dirname(root)
+    return root
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def image_file(record: ImageRecord) -> ImageFile:
-    """The file of a stored image, checked to lie under its dataset root and to be a readable image file."""
+    """The file of a stored image, checked to resolve (now) to a regular file under its dataset root."""
     relative = record.relative_path
     normal = posixpath.normpath(relative) if relative else ""
     if not normal or normal.startswith("/") or normal == ".." or normal.startswith("../") or "\x00" in normal:
@@ -51,16 +77,50 @@ def image_file(record: ImageRecord) -> ImageFile:
     media_type = MEDIA_TYPES.get(posixpath.splitext(normal)[1].lower())
     if media_type is None:
         raise NotFound(f"image {record.id}'s file {normal!r} does not have an image file suffix.")
-    path = Path(record.path)
+    gone = NotFound(f"image {record.id}'s file is gone from {record.dataset!r}; ingest the dataset again.")
     try:
-        stat = path.stat()
+        real = os.path.realpath(record.path, strict=True)
+        root = os.path.realpath(dataset_root(record), strict=True)
     except OSError:
-        raise NotFound(
-            f"image {record.id}'s file is gone from {record.dataset!r}; ingest the dataset again."
-        ) from None
-    if not path.is_file():
-        raise NotFound(f"image {record.id}'s path is not a file; ingest the dataset again.")
-    return ImageFile(path, media_type, stat)
+        raise gone from None
+    if not _inside(real, root):
+        raise FileNotServed(
+            f"image {record.id}'s file is now a link that resolves outside its dataset root, so it is not "
+            "served; replace the link with the file itself (or ingest the folder it points to)."
+        )
+    try:
+        stat = os.stat(real)
+    except OSError:
+        raise gone from None
+    if not stat_module.S_ISREG(stat.st_mode):
+        raise FileNotServed(
+            f"image {record.id}'s path is not a regular file (a FIFO, device or folder), so it is not "
+            "served; put the image file back and ingest the dataset again."
+        )
+    return ImageFile(Path(real), media_type, stat)
+
+
+def open_image(file: ImageFile) -> BinaryIO:
+    """The checked file, opened once: no symlink followed, no blocking open, and the same file (device
+    and inode) as the one checked; FileNotServed when it was swapped in between."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(file.path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        raise FileNotServed(f"{file.path.name} changed while it was being served; ask again.") from None
+    opened = os.fstat(fd)
+    same = (opened.st_dev, opened.st_ino) == (file.stat.st_dev, file.stat.st_ino)
+    if not same or not stat_module.S_ISREG(opened.st_mode):
+        os.close(fd)
+        raise FileNotServed(f"{file.path.name} changed while it was being served; ask again.")
+    return os.fdopen(fd, "rb")
+
+
+def stream(handle: BinaryIO) -> Iterator[bytes]:
+    """The file's bytes in chunks, closing it at the end (or when the client goes away)."""
+    with handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
 
 
 def thumbnail_size(requested: int) -> int:
@@ -77,23 +137,26 @@ def thumbnail(file: ImageFile, size: int, cache_dir: Path | None) -> bytes:
     cached = cache_dir / digest[:2] / f"{digest}.jpg" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         return cached.read_bytes()
-    data = _make_thumbnail(file.path, size)
+    with open_image(file) as handle:
+        data = _make_thumbnail(handle.read(), file.path.name, size)
     if cached is not None:
         _write_quietly(cached, data)
     return data
 
 
-def _make_thumbnail(path: Path, size: int) -> bytes:
+def _make_thumbnail(original: bytes, name: str, size: int) -> bytes:
     from PIL import Image
 
-    rgb, _, _ = prepare(read_file(path), None)  # the ingest path: orientation, alpha, 16-bit, CMYK ...
+    if not original:
+        raise ImageError(f"{name} is empty (0 bytes); ingest the dataset again.")
+    rgb, _, _ = prepare(original, None)  # the ingest path: orientation, alpha, 16-bit, CMYK ...
     image = Image.fromarray(rgb, "RGB")
     image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     out = io.BytesIO()
     try:
         image.save(out, "JPEG", quality=85, optimize=True)
     except OSError as exc:  # pragma: no cover - PIL's encoder failing on an RGB image is unexpected
-        raise ImageError(f"cannot make a thumbnail of {path.name}: {exc}") from exc
+        raise ImageError(f"cannot make a thumbnail of {name}: {exc}") from exc
     return out.getvalue()
 
 
@@ -108,4 +171,4 @@ def _write_quietly(target: Path, data: bytes) -> None:
         pass
 
 
-__all__ = ["ImageFile", "image_file", "thumbnail", "thumbnail_size"]
+__all__ = ["ImageFile", "image_file", "open_image", "stream", "thumbnail", "thumbnail_size"]
