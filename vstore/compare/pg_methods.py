@@ -21,7 +21,7 @@ from psycopg import sql as pgsql
 
 from vstore.compare.base import BuildOptions, Corpus, SearchMethod
 from vstore.config import Settings
-from vstore.db import indexes, sql
+from vstore.db import indexes, knobs, sql
 from vstore.db.connect import connect
 from vstore.db.indexes import default_nlist
 from vstore.errors import ConfigError, VstoreError
@@ -216,7 +216,7 @@ class PgvectorMethod(SearchMethod):
             conn, ef_search=params.get("ef_search"), probes=params.get("probes"), exact=self.kind == "exact"
         )
         # Same parallelism as Faiss/numpy get: a parallel seq scan would otherwise use 3 processes.
-        workers = max(0, int(self.threads) - 1)
+        workers = knobs.PARALLEL_WORKERS.clamp(int(self.threads) - 1)
         conn.execute(pgsql.SQL("SET LOCAL max_parallel_workers_per_gather = {}").format(workers))
         if self.kind != "exact":
             # Measure the index even where the planner would scan (small, never-analysed tables), or

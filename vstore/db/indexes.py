@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from vstore.db import knobs
 from vstore.db.connect import scalar
 from vstore.errors import ConfigError, NotFound
 
@@ -49,9 +50,9 @@ def column_type(conn: psycopg.Connection, table: str) -> tuple[str, int]:
 
 def default_nlist(rows: int) -> int:
     """pgvector's advice (rows/1000, sqrt(rows) beyond 1M), at least 4, and at most rows/39 (Faiss wants
-    39 training points per centroid)."""
+    39 training points per centroid), and never past pgvector's 32768 lists."""
     nlist = rows // 1000 if rows <= 1_000_000 else int(math.sqrt(rows))
-    return max(1, min(max(nlist, 4), rows // 39))
+    return max(1, min(max(nlist, 4), rows // 39, knobs.LISTS.high))
 
 
 def index_name(table: str, kind: str, metric: str = "cosine") -> str:
@@ -91,6 +92,9 @@ def index_ddl(
     name = index_name(table, kind, metric)
     if storage not in STORAGE_TYPES:
         raise ConfigError(f"unknown storage {storage!r}; choose vector or halfvec.")
+    if kind in ("hnsw", BQ_KIND):
+        knobs.M.check(m)
+        knobs.EF_CONSTRUCTION.check(ef_construction)
     if kind == BQ_KIND:
         if not dim or dim < 1 or m < 2 or ef_construction < 2 * m:
             raise ConfigError("a binary-quantised index needs the dimension, m >= 2, ef_construction >= 2*m.")
@@ -112,8 +116,7 @@ def index_ddl(
     else:
         if lists is None:
             lists = default_nlist(rows or 0)
-        if lists < 1:
-            raise ConfigError("--lists must be at least 1.")
+        knobs.LISTS.check(lists)
         options = sql.SQL("lists = {}").format(int(lists))
     return sql.SQL(
         "CREATE INDEX {name} ON public.{table} USING {kind} (embedding {opclass}) WITH ({options})"
@@ -301,15 +304,12 @@ def set_query_knobs(
     iterative: bool = False,
 ) -> None:
     """SET LOCAL the index knobs; call inside the query's transaction. `exact` forbids index scans so
-    the planner does a true exact scan (sequential scan + top-k sort)."""
+    the planner does a true exact scan (sequential scan + top-k sort). Values out of the server's range
+    are a ConfigError before any SQL runs (db/knobs.py)."""
     if ef_search is not None:
-        if not 1 <= ef_search <= 1000:
-            raise ConfigError("--ef-search must be between 1 and 1000.")
-        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(int(ef_search)))
+        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(knobs.EF_SEARCH.check(ef_search)))
     if probes is not None:
-        if probes < 1:
-            raise ConfigError("--probes must be at least 1.")
-        conn.execute(sql.SQL("SET LOCAL ivfflat.probes = {}").format(int(probes)))
+        conn.execute(sql.SQL("SET LOCAL ivfflat.probes = {}").format(knobs.PROBES.check(probes)))
     if exact:
         conn.execute("SET LOCAL enable_indexscan = off")
         conn.execute("SET LOCAL enable_bitmapscan = off")

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from vstore.config import Settings
+from vstore.db import knobs
 from vstore.encode.encoder import Encoder
 from vstore.errors import ConfigError, ImageError, UploadTooLarge
 from vstore.search.store import MAX_K, Hit, SearchOptions, Store
@@ -114,9 +115,17 @@ def page_options(
     split: Annotated[str | None, Query(max_length=200, description="Only images of this split.")] = None,
     exact: Annotated[bool, Query(description="Scan every row instead of using the index.")] = False,
     ef_search: Annotated[
-        int | None, Query(ge=1, le=MAX_K, description="HNSW candidate list (default 100, at least k).")
+        int | None,
+        Query(
+            ge=knobs.EF_SEARCH.low,
+            le=knobs.EF_SEARCH.high,
+            description="HNSW candidate list (default 100, at least k).",
+        ),
     ] = None,
-    probes: Annotated[int | None, Query(ge=1, le=100_000, description="IVFFlat lists to scan.")] = None,
+    probes: Annotated[
+        int | None,
+        Query(ge=knobs.PROBES.low, le=knobs.PROBES.high, description="IVFFlat lists to scan."),
+    ] = None,
 ) -> Page:
     if offset + k > MAX_K:
         raise ConfigError(f"offset + k is {offset + k}; results go at most {MAX_K} deep, so ask for fewer.")
