@@ -25,6 +25,7 @@ from vstore.db import knobs
 from vstore.encode.encoder import Encoder
 from vstore.errors import ConfigError, ImageError, UploadTooLarge
 from vstore.search.store import MAX_K, Hit, SearchOptions, Store
+from vstore.serve.docs import add_api_pages
 from vstore.serve.files import image_file, open_image, stream, thumbnail, thumbnail_size
 from vstore.serve.guards import add_error_handlers, add_guards
 from vstore.serve.payloads import Clock, hits_response
@@ -173,10 +174,13 @@ def create_app(
         summary="Search images and captions by text, by image, or by a stored image's id.",
         lifespan=lifespan,
         debug=False,
+        docs_url=None,  # served by docs.py with local assets, so the pages work offline
+        redoc_url=None,
     )
     app.state.backend = backend
     add_error_handlers(app)
     add_guards(app, upload_limit, allowed_hosts)
+    add_api_pages(app)
 
     def search(
         clock: Clock, page: Page, query: Callable[[Store], EmbeddedQuery] | None, like: int | None
