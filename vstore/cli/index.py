@@ -33,7 +33,7 @@ def index_create(
     """Build (or rebuild) the HNSW or IVFFlat index on a table's embeddings. Replaces an index of the same
     type; an index of the other type stays (drop it to make the planner use the new one)."""
     from vstore.db.connect import connection
-    from vstore.db.indexes import create_index, index_name
+    from vstore.db.indexes import check_index_options, create_index, index_name
 
     if (
         kind == "hnsw"
@@ -43,6 +43,7 @@ def index_create(
     ):
         raise ConfigError("--m/--ef-construction are for --type hnsw, --lists for --type ivfflat.")
     index_name(table, kind)  # checks both against the allow-lists before anything is printed or run
+    check_index_options(kind, m=m, ef_construction=ef_construction, lists=lists)  # and pgvector's ranges
     info(f"building the {kind} index on {table} (`vstore index status` in another shell shows progress) ...")
     with connection(settings(), autocommit=True) as conn:
         index = create_index(conn, table, kind, m=m, ef_construction=ef_construction, lists=lists)

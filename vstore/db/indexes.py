@@ -74,6 +74,24 @@ def _check(table: str, kind: str | None = None) -> None:
         raise ConfigError(f"unknown index type {kind!r}; choose one of {', '.join(INDEX_KINDS)}.")
 
 
+def check_index_options(
+    kind: str, *, m: int | None = None, ef_construction: int | None = None, lists: int | None = None
+) -> None:
+    """The build options against pgvector's ranges (db/knobs.py) and its rule ef_construction >= 2*m
+    (None: the default), before anything runs: `vstore index create` checks them before it says
+    "building"."""
+    if kind in ("hnsw", BQ_KIND):
+        m = knobs.M.check(m) if m is not None else DEFAULT_HNSW["m"]
+        ef = DEFAULT_HNSW["ef_construction"] if ef_construction is None else ef_construction
+        if knobs.EF_CONSTRUCTION.check(ef) < 2 * m:
+            raise ConfigError(
+                f"--ef-construction {ef} is too small for --m {m}: pgvector needs ef_construction >= 2*m "
+                f"({2 * m})."
+            )
+    if lists is not None:
+        knobs.LISTS.check(lists)
+
+
 def index_ddl(
     table: str,
     kind: str,
@@ -92,12 +110,10 @@ def index_ddl(
     name = index_name(table, kind, metric)
     if storage not in STORAGE_TYPES:
         raise ConfigError(f"unknown storage {storage!r}; choose vector or halfvec.")
-    if kind in ("hnsw", BQ_KIND):
-        knobs.M.check(m)
-        knobs.EF_CONSTRUCTION.check(ef_construction)
+    check_index_options(kind, m=m, ef_construction=ef_construction, lists=lists)
     if kind == BQ_KIND:
-        if not dim or dim < 1 or m < 2 or ef_construction < 2 * m:
-            raise ConfigError("a binary-quantised index needs the dimension, m >= 2, ef_construction >= 2*m.")
+        if not dim or dim < 1:
+            raise ConfigError("a binary-quantised index needs the dimension.")
         return sql.SQL(
             "CREATE INDEX {name} ON public.{table} USING hnsw "
             "((binary_quantize(embedding)::bit({dim})) bit_hamming_ops) "
@@ -110,8 +126,6 @@ def index_ddl(
             ef=int(ef_construction),
         )
     if kind == "hnsw":
-        if m < 2 or ef_construction < 2 * m:
-            raise ConfigError("HNSW needs m >= 2 and ef_construction >= 2*m (pgvector's rule).")
         options = sql.SQL("m = {}, ef_construction = {}").format(int(m), int(ef_construction))
     else:
         if lists is None:

@@ -34,8 +34,8 @@ class Limit:
         """`value` when the server accepts it; ConfigError (one line, exit 2) otherwise."""
         if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
             raise ConfigError(
-                f"{self.option} {value} is out of range: PostgreSQL's {self.setting} takes "
-                f"{self.low} to {self.high}."
+                f"{self.option} must be between {self.low} and {self.high} (the range PostgreSQL "
+                f"accepts for {self.setting}); {value} is not."
             )
         return value
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
+from vstore.db import knobs
 from vstore.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 Target = Literal["images", "captions"]
 TARGETS: tuple[str, ...] = ("images", "captions")
-MAX_K = 1000  # pgvector's hnsw.ef_search ceiling; iterative scans need ef_search >= k to return k rows
+MAX_K = knobs.MAX_K  # pgvector's hnsw.ef_search ceiling; iterative scans need ef_search >= k to return k rows
 # pgvector's default hnsw.ef_search is 40: recall@10 0.93 on 100k x 512 clustered vectors, 0.975 at 100 for
 # 0.3 ms more per query (docs/search.md). vstore searches use 100 unless told otherwise.
 
@@ -31,6 +32,18 @@ class SearchOptions:
     ef_search: int | None = None  # None: DEFAULT_EF_SEARCH
     probes: int | None = None
     exact: bool = False
+
+    def __post_init__(self) -> None:
+        """Checked when made, before any model is loaded or SQL runs: the values PostgreSQL would be given
+        are within its own limits (db/knobs.py)."""
+        if self.target not in TARGETS:
+            raise ConfigError(f"unknown target {self.target!r}; choose images or captions.")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= MAX_K:
+            raise ConfigError(f"-k must be between 1 and {MAX_K} (results per search); {self.k} is not.")
+        if self.ef_search is not None:
+            knobs.EF_SEARCH.check(self.ef_search)
+        if self.probes is not None:
+            knobs.PROBES.check(self.probes)
 
 
 class SearchFields(TypedDict, total=False):

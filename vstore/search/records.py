@@ -30,6 +30,7 @@ class ImageRecord:
     content_hash: str | None
     has_embedding: bool
     captions: list[str]
+    root: str = ""  # the dataset's root (resolved when it was ingested); `path` lies under it
 
 
 @dataclass
@@ -60,6 +61,7 @@ def get_image(conn: psycopg.Connection, image_id: int) -> ImageRecord:
         content_hash=row[11],
         has_embedding=bool(row[12]),
         captions=list(row[13]),
+        root=row[2],
     )
 
 

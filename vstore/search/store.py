@@ -23,7 +23,7 @@ from vstore.db.indexes import DEFAULT_EF_SEARCH, set_query_knobs
 from vstore.db.migrations import checked_model
 from vstore.db.sql import load
 from vstore.encode.encoder import Encoder, ModelSpec
-from vstore.errors import ConfigError, ModelMismatch, NotFound, ReadOnlyDatabase
+from vstore.errors import ModelMismatch, NotFound, ReadOnlyDatabase
 from vstore.search import records
 from vstore.search.arithmetic import QueryTerm
 from vstore.search.cache import CachedText, EmbeddedTexts, embed_through_cache
@@ -203,12 +203,7 @@ class Store:
         return self._search(np.asarray(vector, dtype=np.float32), opts, exclude_id=None)
 
     def _search(self, vector: np.ndarray, opts: SearchOptions, *, exclude_id: int | None) -> list[Hit]:
-        if opts.target not in TARGETS:
-            raise ConfigError(f"unknown target {opts.target!r}; choose images or captions.")
-        if not 1 <= opts.k <= MAX_K:
-            raise ConfigError(f"-k must be between 1 and {MAX_K}.")
-        if opts.ef_search is not None and not 1 <= opts.ef_search <= MAX_K:
-            raise ConfigError(f"--ef-search must be between 1 and {MAX_K}.")
+        # opts' target, k and knobs were checked when it was made (SearchOptions.__post_init__)
         if vector.shape != (self.model.dim,):
             raise ModelMismatch(
                 f"query vector has shape {vector.shape}, this database holds {self.model.dim}-d."

@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from vstore.encode.images import prepare
-from vstore.encode.paths import native_path
 from vstore.errors import FileNotServed, ImageError, NotFound
-from vstore.search.store import ImageRecord
+from vstore.search.records import ImageRecord
 
 THUMBNAIL_SIZES = (64, 128, 256, 512, 1024)  # a requested size is rounded up to one of these (bounded cache)
 CHUNK = 256 * 1024  # bytes per read when streaming a file
@@ -48,15 +47,6 @@ class ImageFile:
     path: Path  # resolved: no symlink in it, inside the dataset root
     media_type: str
     stat: os.stat_result
-
-
-def dataset_root(record: ImageRecord) -> str:
-    """The dataset root the record's absolute path was joined from (os.path.join drops empty parts)."""
-    root = record.path
-    for part in native_path(record.relative_path).split("/"):
-        if part:
-            root = os.path.dirname(root)
-    return root
 
 
 def _inside(path: str, root: str) -> bool:
@@ -80,7 +70,7 @@ def image_file(record: ImageRecord) -> ImageFile:
     gone = NotFound(f"image {record.id}'s file is gone from {record.dataset!r}; ingest the dataset again.")
     try:
         real = os.path.realpath(record.path, strict=True)
-        root = os.path.realpath(dataset_root(record), strict=True)
+        root = os.path.realpath(record.root, strict=True)
     except OSError:
         raise gone from None
     if not _inside(real, root):
