@@ -8,7 +8,9 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import create_engine, pool
 
 from vstore.config import Settings
+from vstore.db import locks
 from vstore.db.connect import database_url, sqlalchemy_url
+from vstore.db.roles import regrant_readers
 from vstore.db.schema import metadata
 
 config = context.config
@@ -21,9 +23,12 @@ def _compare_type(ctx, inspected_column, metadata_column, inspected_type, metada
     return None  # default comparison for everything else
 
 
+def _settings() -> Settings:
+    return config.attributes.get("settings") or Settings.from_env()
+
+
 def _url() -> str:
-    settings = config.attributes.get("settings") or Settings.from_env()
-    return sqlalchemy_url(database_url(settings))
+    return sqlalchemy_url(database_url(_settings()))
 
 
 def run_migrations_offline() -> None:
@@ -46,9 +51,16 @@ def run_migrations_online() -> None:
 def _run(connection) -> None:  # noqa: ANN001
     context.configure(connection=connection, target_metadata=metadata, compare_type=_compare_type)
     with context.begin_transaction():
+        # Every lock wait of the migration is bounded (DDL waits for any session that read a table, the
+        # reader's too); vstore.db.migrations names the holders when the time runs out.
+        milliseconds = max(1, round(_settings().lock_timeout * 1000))
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(milliseconds)}")
         # Two vstore processes migrating one database at once: the second waits, then finds nothing to do.
-        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(locks.MIGRATIONS.key)})")
         context.run_migrations()
+        # A revision that (re)creates tables, schema vstore or its functions drops nothing of the reader's
+        # rights: they are re-applied after every run, upgrade or downgrade.
+        regrant_readers(connection.connection.dbapi_connection)
 
 
 if context.is_offline_mode():

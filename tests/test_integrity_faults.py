@@ -17,7 +17,8 @@ import pytest
 from tests import imagegen
 from vstore.db.connect import connection
 from vstore.db.indexes import begin_bulk_load, defer_indexes, end_bulk_load, index_status, rebuild_deferred
-from vstore.db.migrations import INIT_LOCK, read_model
+from vstore.db.locks import INIT
+from vstore.db.migrations import read_model
 from vstore.ingest.pipeline import ingest
 
 HNSW = {"captions_embedding_hnsw", "images_embedding_hnsw"}
@@ -138,21 +139,21 @@ def test_two_first_ingests_at_once_neither_crashes_and_only_the_recorded_model_e
     # Hold the first-use lock so that both processes reach it before either may initialise: the race
     # of the first use, made certain instead of likely.
     with psycopg.connect(empty_settings.database_url, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(%s)", (INIT_LOCK,))
+        holder.execute("SELECT pg_advisory_lock(%s)", (INIT.key,))
         processes = [
             subprocess.Popen(c, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for c in commands
         ]
         waiting = (
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            f"AND objid::bigint = {INIT_LOCK}"
+            f"AND objid::bigint = {INIT.key}"
         )
         deadline = time.monotonic() + 120
         while holder.execute(waiting).fetchone()[0] < 2:
             assert all(p.poll() is None for p in processes), [p.stderr.read() for p in processes]
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        holder.execute("SELECT pg_advisory_unlock(%s)", (INIT_LOCK,))
+        holder.execute("SELECT pg_advisory_unlock(%s)", (INIT.key,))
     results = [(p.wait(timeout=180), p.stderr.read()) for p in processes]
 
     for _, stderr in results:

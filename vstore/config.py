@@ -31,6 +31,28 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
         ) from None
 
 
+# Every lock wait of vstore's connections ends after this many seconds with a message naming the holder
+# (VSTORE_LOCK_TIMEOUT). PostgreSQL's lock_timeout is an int of milliseconds: at most about 24 days.
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+MAX_LOCK_TIMEOUT_S = 2_000_000.0
+
+
+def _lock_timeout(env: Mapping[str, str]) -> float:
+    raw = env.get("VSTORE_LOCK_TIMEOUT")
+    if raw in (None, ""):
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= MAX_LOCK_TIMEOUT_S:
+        raise ConfigError(
+            f"VSTORE_LOCK_TIMEOUT={raw!r}: give seconds between 0.001 and "
+            f"{MAX_LOCK_TIMEOUT_S:,.0f}, or unset it."
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable. `model`/`pretrained` of None mean: the database's recorded model,
@@ -47,6 +69,7 @@ class Settings:
     # An ingest planning at least this many new rows (and more than the table holds) drops the vector
     # indexes and rebuilds them at the end (docs/ingest.md has the measurements).
     bulk_load_rows: int = 10_000
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S  # seconds any lock wait may last (VSTORE_LOCK_TIMEOUT)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -62,6 +85,7 @@ class Settings:
             workers=_int(env, "VSTORE_WORKERS", None),
             threads=_int(env, "VSTORE_THREADS", None),
             bulk_load_rows=_int(env, "VSTORE_BULK_LOAD_ROWS", 10_000) or 10_000,
+            lock_timeout=_lock_timeout(env),
         )
         return settings.with_overrides(**overrides)
 

@@ -73,3 +73,7 @@ class ForeignIndex(VstoreError):
 
 class ReadOnlyDatabase(VstoreError):
     """The database role may only read (`vstore db reader`, a standby) and the command must write."""
+
+
+class LockTimeout(VstoreError):
+    """A lock wait passed Settings.lock_timeout; the message names the session that holds the lock."""

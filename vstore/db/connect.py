@@ -17,7 +17,15 @@ import psycopg
 from psycopg import sql as pgsql
 
 from vstore.config import Settings
-from vstore.errors import DatabaseUnavailable, PgvectorMissing, ReadOnlyDatabase, SchemaNotReady, VstoreError
+from vstore.db import locks
+from vstore.errors import (
+    DatabaseUnavailable,
+    LockTimeout,
+    PgvectorMissing,
+    ReadOnlyDatabase,
+    SchemaNotReady,
+    VstoreError,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,7 +33,9 @@ R = TypeVar("R")
 # read-only as `vstore db reader`'s do, or a hot standby).
 CANNOT_WRITE = (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction)
 
-EXTENSION_LOCK = 4242005  # advisory lock key serialising CREATE EXTENSION vector
+# pg_stat_activity.application_name of vstore's sessions, so that a lock-wait message can say that a
+# holder is vstore (or psql, or another client) beside its role name, which a client cannot choose.
+APPLICATION_NAME = "vstore"
 
 
 def database_url(settings: Settings) -> str:
@@ -65,7 +75,8 @@ def connect(settings: Settings, *, autocommit: bool = False, vector: bool = True
     numpy arrays as parameters); that needs the extension, so it raises SchemaNotReady without it."""
     url = database_url(settings)
     try:
-        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+        conninfo = psycopg.conninfo.make_conninfo(url, **session_options(settings, url))
+        conn = psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10)
     except psycopg.Error as exc:
         raise _explain_connect_failure(url, exc) from exc
     if vector:
@@ -80,6 +91,18 @@ def connect(settings: Settings, *, autocommit: bool = False, vector: bool = True
                 "Run `vstore init` (or `vstore db upgrade`) first."
             ) from None
     return conn
+
+
+def session_options(settings: Settings, url: str) -> dict[str, str]:
+    """Connection parameters every vstore session gets: its application_name (unless the URL names one)
+    and lock_timeout, so that no lock wait of vstore's is unbounded (Settings.lock_timeout)."""
+    given = psycopg.conninfo.conninfo_to_dict(url)
+    milliseconds = max(1, round(settings.lock_timeout * 1000))
+    options = f"{given.get('options') or ''} -c lock_timeout={milliseconds}".strip()
+    extra = {"options": options}
+    if not given.get("application_name"):
+        extra["application_name"] = APPLICATION_NAME
+    return extra
 
 
 @contextmanager
@@ -100,6 +123,11 @@ def database_error(exc: BaseException) -> VstoreError | None:
     CrashShutdown, "server closed the connection unexpectedly"): each batch commits on its own, so the
     fix is to run the same command again once the server is back."""
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, psycopg.errors.LockNotAvailable):  # an OperationalError too: test it first
+        return LockTimeout(
+            f"a lock wait ran out ({first_line}): another session holds a lock this command needs; "
+            "let it finish or end it, then re-run the command (VSTORE_LOCK_TIMEOUT sets the wait)."
+        )
     if isinstance(exc, psycopg.OperationalError):
         return DatabaseUnavailable(
             f"lost the connection to PostgreSQL mid-command ({first_line}). What was committed is kept: "
@@ -125,9 +153,27 @@ def database_errors(function: Callable[P, R]) -> Callable[P, R]:
             error = database_error(exc)
             if error is None:
                 raise
+            if isinstance(error, LockTimeout):
+                settings = next((a for a in args if isinstance(a, Settings)), None)
+                error = _name_lock_holders(error, settings)
             raise error from exc
 
     return wrapper
+
+
+def _name_lock_holders(error: LockTimeout, settings: Settings | None) -> LockTimeout:
+    """The error with the sessions that hold locks on vstore's tables named (the likely holders: the
+    statement that timed out is gone, so its own wait can no longer be asked)."""
+    if settings is None:
+        return error
+    try:
+        with connection(settings, autocommit=True, vector=False) as conn:
+            holders = locks.describe_sessions(conn, locks.schema_holders(conn))
+    except (psycopg.Error, VstoreError):
+        return error
+    if not holders:
+        return error
+    return LockTimeout(f"{str(error).rstrip('.')}; sessions holding locks on vstore's tables: {holders}.")
 
 
 def ensure_pgvector(conn: psycopg.Connection) -> str:
@@ -148,7 +194,7 @@ def ensure_pgvector(conn: psycopg.Connection) -> str:
         with conn.transaction():
             # Two first uses at once would both try to create it, and one fail on pg_extension's unique
             # name: the second waits here, then finds the extension (IF NOT EXISTS).
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (EXTENSION_LOCK,))
+            locks.take_advisory(conn, locks.EXTENSION, transaction=True)
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     except psycopg.errors.InsufficientPrivilege as exc:
         raise PgvectorMissing(

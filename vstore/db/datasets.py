@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import psycopg
 
 from vstore.config import Settings
+from vstore.db import locks
 from vstore.db.connect import connection
 from vstore.errors import DatasetConflict, NotFound
 
-# Serialises dataset creation: two ingests of same-named folders at once must not pick the same name.
-DATASETS_LOCK = 4242003
 LIST_HINT = "`vstore datasets` lists them"
 
 
@@ -95,7 +94,7 @@ def open_dataset(
     """The dataset row of `source` (created if new). `name` is the wanted display name; `explicit` when
     the user gave it (--dataset), which makes a clash an error instead of a numbered name."""
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DATASETS_LOCK,))
+        locks.take_row(conn, locks.DATASETS)  # two ingests of same-named folders: one name each
         # Rows older than revision 0003 have no source: a folder's is its root; a manifest's is matched by
         # its folder and name (the key those rows were created under).
         mine = conn.execute(

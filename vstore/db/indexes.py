@@ -9,12 +9,13 @@ before anything else, and every identifier reaches SQL as psycopg.sql.Identifier
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
-from vstore.db import knobs
+from vstore.db import knobs, locks
 from vstore.db.connect import scalar
 from vstore.errors import ConfigError, NotFound
 
@@ -29,9 +30,6 @@ METRICS = {"cosine": ("cosine", "<=>"), "ip": ("ip", "<#>"), "l2": ("l2", "<->")
 # list_indexes tells it apart by its expression.
 BQ_KIND = "bq"
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
-# Advisory lock key of the bulk-load lease (see begin_bulk_load): shared while an ingest loads with its
-# indexes deferred, exclusive while deferred indexes are rebuilt.
-BULK_LOAD_LOCK = 4242004
 # hnsw.ef_search for searches: 100 gives recall@10 >= 0.95 at 100k rows (docs/search.md); pgvector's is 40
 DEFAULT_EF_SEARCH = 100
 STORAGE_TYPES = ("vector", "halfvec")  # column types of images/captions.embedding (`vstore init --storage`)
@@ -242,9 +240,10 @@ def defer_indexes(conn: psycopg.Connection, table: str) -> list[str]:
     _check(table)
     names = []
     with conn.transaction():
-        for index in list_indexes(conn):
-            if index.table != table:
-                continue
+        mine = [index for index in list_indexes(conn) if index.table == table]
+        if mine:  # DROP INDEX waits for every open transaction that read the table, a reader's too
+            locks.lock_tables_for_ddl(conn, [table], "dropping its vector indexes for a bulk load")
+        for index in mine:
             conn.execute(
                 "INSERT INTO public.deferred_indexes (name, definition) VALUES (%s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition",
@@ -255,15 +254,29 @@ def defer_indexes(conn: psycopg.Connection, table: str) -> list[str]:
     return names
 
 
+# The bulk-load leases held for connections (begin_bulk_load), by id(conn).
+_leases: dict[int, locks.RowHold] = {}
+
+
 def begin_bulk_load(conn: psycopg.Connection) -> None:
-    """Hold the bulk-load lease (a shared session advisory lock) until end_bulk_load or the session ends:
-    while any ingest holds it, no other command rebuilds the indexes it deferred. A killed process's
-    session ends, which releases the lease, so the next command may rebuild."""
-    conn.execute("SELECT pg_advisory_lock_shared(%s)", (BULK_LOAD_LOCK,))
+    """Hold the bulk-load lease (the bulk_load row of vstore.locks, shared) until end_bulk_load, or until
+    `conn` is closed and collected, or the process dies: while any ingest holds it, no other command
+    rebuilds the indexes it deferred. Only vstore's owner can lock that row: a reader cannot fake a load."""
+    lease = locks.RowHold(conn, locks.BULK_LOAD, shared=True)
+    _leases[id(conn)] = lease
+    weakref.finalize(conn, _release_lease, id(conn), lease)
+
+
+def _release_lease(key: int, lease: locks.RowHold) -> None:
+    if _leases.get(key) is lease:
+        del _leases[key]
+    lease.release()
 
 
 def end_bulk_load(conn: psycopg.Connection) -> None:
-    conn.execute("SELECT pg_advisory_unlock_shared(%s)", (BULK_LOAD_LOCK,))
+    lease = _leases.pop(id(conn), None)
+    if lease is not None:
+        lease.release()
 
 
 def rebuild_deferred(conn: psycopg.Connection) -> list[str]:
@@ -273,7 +286,9 @@ def rebuild_deferred(conn: psycopg.Connection) -> list[str]:
     rebuilds when it ends (in its `finally`), or, if it dies, the next command does."""
     if not conn.execute("SELECT EXISTS (SELECT 1 FROM public.deferred_indexes)").fetchone()[0]:  # type: ignore[index]
         return []
-    if not conn.execute("SELECT pg_try_advisory_lock(%s)", (BULK_LOAD_LOCK,)).fetchone()[0]:  # type: ignore[index]
+    exclusive = locks.RowHold(conn, locks.BULK_LOAD, wait=False)
+    if not exclusive.held:
+        exclusive.release()
         if not conn.autocommit:
             conn.commit()
         return []
@@ -292,21 +307,15 @@ def rebuild_deferred(conn: psycopg.Connection) -> list[str]:
             if not conn.autocommit:
                 conn.commit()
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (BULK_LOAD_LOCK,))
-        if not conn.autocommit:
-            conn.commit()
+        exclusive.release()
     return [r[0] for r in rows]
 
 
 def bulk_load_running(conn: psycopg.Connection) -> bool:
-    """Whether some session holds the bulk-load lease (an ingest is loading with its indexes deferred)."""
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND classid = 0 AND objid::bigint = %s AND objsubid = 1)",
-        (BULK_LOAD_LOCK,),
-    ).fetchone()
-    return bool(row and row[0])
+    """Whether another vstore session holds the bulk-load lease (an ingest is loading with its indexes
+    deferred, or their rebuild runs). Only the owner can lock that row, so no other role can fake it."""
+    with locks.holding_row(conn, locks.BULK_LOAD, wait=False) as probe:
+        return not probe.held
 
 
 def set_query_knobs(

@@ -10,10 +10,11 @@ from functools import cache
 import psycopg
 
 from vstore.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
+from vstore.db import locks
 from vstore.db.connect import connection, ensure_pgvector
-from vstore.db.indexes import STORAGE_TYPES
+from vstore.db.indexes import STORAGE_TYPES, column_type
 from vstore.encode.encoder import ModelSpec, resolve_spec
-from vstore.errors import ConfigError, ModelMismatch, SchemaNotReady, VstoreError
+from vstore.errors import ConfigError, LockTimeout, ModelMismatch, SchemaNotReady, VstoreError
 
 HEAD = "head"
 # Full-text configurations `vstore init --text-search` offers (PostgreSQL's built-in ones): english stems
@@ -36,9 +37,6 @@ TEXT_SEARCH_CONFIGS = (
     "swedish",
     "turkish",
 )
-# Advisory lock key serialising `init` (first use): the model is read and recorded under it. (env.py's
-# migration lock is another key, so an init holding this one can run the migrations.)
-INIT_LOCK = 4242002
 
 
 def _alembic_config(
@@ -144,6 +142,8 @@ def _run_alembic(
     try:
         getattr(command, action)(config, revision)
     except DBAPIError as exc:
+        if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+            raise _migration_blocked(settings, action, revision) from exc
         raise VstoreError(
             f"migration {action} to {revision} failed: {str(exc.orig).splitlines()[0]}"
         ) from exc
@@ -153,6 +153,18 @@ def _run_alembic(
                 f"alembic {action} {revision}: {exc}. `vstore db status` shows the revision."
             ) from exc
         raise
+
+
+def _migration_blocked(settings: Settings, action: str, revision: str) -> LockTimeout:
+    """The migration ran out of lock_timeout: name the sessions that hold the migration key or locks on
+    vstore's tables (a migration's DDL waits for every transaction that read a table it changes)."""
+    with connection(settings, autocommit=True, vector=False) as conn:
+        pids = locks.advisory_holders(conn, locks.MIGRATIONS.key) + locks.schema_holders(conn)
+        holders = locks.describe_sessions(conn, pids) or "sessions that have ended since"
+        return LockTimeout(
+            f"migration {action} to {revision} waited {settings.lock_timeout:g} s for locks held by "
+            f"{holders}. Let them finish or end them, then retry (VSTORE_LOCK_TIMEOUT sets the wait)."
+        )
 
 
 def upgrade(
@@ -265,7 +277,13 @@ def init(
     name = model or settings.model
     tag = pretrained or settings.pretrained
     with connection(settings, autocommit=True, vector=False) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (INIT_LOCK,))
+        recorded = read_model(conn)
+        if recorded is not None and current_revision(conn) == head_revision():
+            # Migrated and recorded: nothing to create, so no lock to take (its advisory key may be held
+            # by any role; a reader holding it must not stop every later init).
+            _confirm(conn, recorded, name, tag, storage, text_search)
+            return recorded
+        locks.take_advisory(conn, locks.INIT, transaction=False)
         try:
             ensure_pgvector(conn)
             recorded = read_model(conn)
@@ -273,31 +291,40 @@ def init(
                 wanted = resolve_spec(name or DEFAULT_MODEL, tag or DEFAULT_PRETRAINED)
                 upgrade(settings, HEAD, wanted, storage, text_search)
             else:
-                if name or tag:
-                    check_same_model(
-                        recorded, resolve_spec(name or recorded.name, tag or recorded.pretrained)
-                    )
-                from vstore.db.indexes import column_type
-
-                recorded_storage = column_type(conn, "images")[0]
-                if storage is not None and storage != recorded_storage:
-                    raise ConfigError(
-                        f"this database stores its vectors as {recorded_storage}, not {storage}; drop "
-                        "--storage to keep it, or start a new database (another VSTORE_HOME) to use the "
-                        "other storage."
-                    )
-                recorded_search = read_text_search(conn)
-                if text_search is not None and recorded_search not in (None, text_search):
-                    raise ConfigError(
-                        f"this database searches caption words with the {recorded_search!r} configuration, "
-                        f"not {text_search!r}; drop --text-search to keep it, or start a new database."
-                    )
+                _confirm(conn, recorded, name, tag, storage, text_search)
                 upgrade(settings, HEAD, text_search=text_search)
             final = read_model(conn)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (INIT_LOCK,))
+            locks.release_advisory(conn, locks.INIT)
     assert final is not None
     return final
+
+
+def _confirm(
+    conn: psycopg.Connection,
+    recorded: ModelSpec,
+    name: str | None,
+    tag: str | None,
+    storage: str | None,
+    text_search: str | None,
+) -> None:
+    """Refuse an explicitly asked model, storage or text search configuration that differs from what the
+    database records."""
+    if name or tag:
+        check_same_model(recorded, resolve_spec(name or recorded.name, tag or recorded.pretrained))
+    recorded_storage = column_type(conn, "images")[0]
+    if storage is not None and storage != recorded_storage:
+        raise ConfigError(
+            f"this database stores its vectors as {recorded_storage}, not {storage}; drop "
+            "--storage to keep it, or start a new database (another VSTORE_HOME) to use the "
+            "other storage."
+        )
+    recorded_search = read_text_search(conn)
+    if text_search is not None and recorded_search not in (None, text_search):
+        raise ConfigError(
+            f"this database searches caption words with the {recorded_search!r} configuration, "
+            f"not {text_search!r}; drop --text-search to keep it, or start a new database."
+        )
 
 
 @dataclass(frozen=True)

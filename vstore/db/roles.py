@@ -24,6 +24,20 @@ from vstore.errors import ConfigError, VstoreError
 
 READER_ROLE = "vstore_reader"
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# vstore's own tables the reader may SELECT, by name (never every table in public: other applications'
+# tables are not vstore's to hand out). vstore.locks is not among them: nobody but the owner may touch it.
+READER_TABLES = (
+    "embedding_model",
+    "datasets",
+    "images",
+    "captions",
+    "text_queries",
+    "deferred_indexes",
+    "reembed_run",
+    "alembic_version",
+)
+# Set on (role, database) by grant_reader: which roles the migrations re-grant after they ran.
+READER_MARK = "vstore.reader"
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,101 @@ def role_url(url: str, user: str, password: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
 
 
+def _exists(conn: psycopg.Connection, kind: str, name: str) -> bool:
+    function = {"schema": "to_regnamespace", "table": "to_regclass"}[kind]
+    query = sql.SQL("SELECT {}(%s) IS NOT NULL").format(sql.Identifier(function))
+    return conn.execute(query, (name,)).fetchone() == (True,)
+
+
+def grant_reader(conn: psycopg.Connection, name: str) -> None:
+    """(Re)apply the reader's rights on this database, statements only, in the caller's transaction (the
+    migrations call it too, so that a downgrade and upgrade never strips the role).
+
+    Privileges are the control: SELECT on READER_TABLES that exist, EXECUTE on vstore.*, USAGE on the two
+    schemas, CONNECT; nothing else (grants of older versions and default privileges are revoked), no TEMP
+    (taken from PUBLIC too: a role gets what PUBLIC has), no CREATE anywhere. Sessions start read-only as
+    a second fence; the role may change its own defaults (PostgreSQL lets every role do that), which gains
+    it nothing without privileges, and the settings are reset here each time."""
+    role = sql.Identifier(name)
+    database = sql.Identifier(str(conn.info.dbname))
+    statements = [
+        "ALTER ROLE {role} RESET ALL",
+        "ALTER ROLE {role} IN DATABASE {database} RESET ALL",
+        "ALTER ROLE {role} SET default_transaction_read_only = on",
+        "ALTER ROLE {role} IN DATABASE {database} SET " + READER_MARK + " = 'on'",
+        "REVOKE ALL ON DATABASE {database} FROM {role}",
+        "GRANT CONNECT ON DATABASE {database} TO {role}",
+        "REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        "REVOKE ALL ON SCHEMA public FROM {role}",
+        "GRANT USAGE ON SCHEMA public TO {role}",
+        "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE ALL ON TABLES FROM {role}",
+    ]
+    if _exists(conn, "schema", "vstore"):
+        statements += [
+            "REVOKE ALL ON SCHEMA vstore FROM {role}",
+            "GRANT USAGE ON SCHEMA vstore TO {role}",
+            "REVOKE ALL ON ALL TABLES IN SCHEMA vstore FROM {role}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA vstore REVOKE ALL ON FUNCTIONS FROM {role}",
+            "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vstore TO {role}",
+        ]
+    for statement in statements:
+        conn.execute(sql.SQL(statement).format(role=role, database=database))
+    tables = [t for t in READER_TABLES if _exists(conn, "table", f"public.{t}")]
+    if tables:
+        conn.execute(
+            sql.SQL("GRANT SELECT ON {} TO {}").format(
+                sql.SQL(", ").join(sql.Identifier("public", t) for t in tables), role
+            )
+        )
+
+
+def marked_readers(conn: psycopg.Connection) -> list[str]:
+    """The roles grant_reader set up on this database (and the default reader role, which versions before
+    the mark set up without it)."""
+    rows = conn.execute(
+        "SELECT r.rolname FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+        "WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND %s = ANY(s.setconfig) "
+        "UNION SELECT rolname FROM pg_roles WHERE rolname = %s ORDER BY 1",
+        (f"{READER_MARK}=on", READER_ROLE),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def regrant_readers(conn: psycopg.Connection) -> list[str]:
+    """grant_reader for every marked reader; called by the migrations (alembic/env.py) after they ran."""
+    names = [n for n in marked_readers(conn) if _ROLE_NAME.fullmatch(n) and not _too_strong(conn, n)]
+    for name in names:
+        grant_reader(conn, name)
+    return names
+
+
+def _too_strong(conn: psycopg.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls FROM pg_roles WHERE rolname = %s",
+        (name,),
+    ).fetchone()
+    return row == (True,)
+
+
+def _loopholes(conn: psycopg.Connection, name: str) -> list[str]:
+    """What the role could still create after the grants: privileges it holds through PUBLIC that this
+    user could not revoke (it neither owns the database or schema nor is a superuser)."""
+    found = []
+    for privilege in ("TEMPORARY", "CREATE"):
+        if conn.execute(
+            "SELECT has_database_privilege(%s, current_database(), %s)", (name, privilege)
+        ).fetchone() == (True,):
+            found.append(f"{privilege} ON DATABASE")
+    rows = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(%s, oid, 'CREATE') ORDER BY 1", (name,)
+    ).fetchall()
+    found += [f"CREATE ON SCHEMA {r[0]}" for r in rows]
+    return found
+
+
 def ensure_reader(settings: Settings, name: str = READER_ROLE) -> ReaderRole:
     """Create (or refresh) the read-only role; idempotent. On the embedded server (Unix socket in the
     owner's 0700 data folder, trust authentication) the URL needs no password; on any other server a new
@@ -53,7 +162,6 @@ def ensure_reader(settings: Settings, name: str = READER_ROLE) -> ReaderRole:
     role = sql.Identifier(name)
     password = secrets.token_urlsafe(24) if settings.database_url else None
     with connection(settings, autocommit=True, vector=False) as conn:
-        database = conn.info.dbname
         if conn.execute("SELECT to_regnamespace('vstore') IS NULL").fetchone() == (True,):
             raise VstoreError("this database has no vstore schema yet; run `vstore init` first.")
         try:
@@ -61,27 +169,12 @@ def ensure_reader(settings: Settings, name: str = READER_ROLE) -> ReaderRole:
                 exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
                 if exists is None:
                     conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
-                elif conn.execute(
-                    "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls FROM pg_roles "
-                    "WHERE rolname = %s",
-                    (name,),
-                ).fetchone() == (True,):
+                elif _too_strong(conn, name):
                     raise ConfigError(
                         f"role {name} exists with more than read rights (superuser, createrole, createdb "
                         "or bypassrls); pick another name with --role."
                     )
-                statements = [
-                    "ALTER ROLE {role} SET default_transaction_read_only = on",
-                    "GRANT CONNECT ON DATABASE {database} TO {role}",
-                    "GRANT USAGE ON SCHEMA public, vstore TO {role}",
-                    "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
-                    "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vstore TO {role}",
-                    # tables and functions that later migrations create
-                    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}",
-                    "ALTER DEFAULT PRIVILEGES IN SCHEMA vstore GRANT EXECUTE ON FUNCTIONS TO {role}",
-                ]
-                for statement in statements:
-                    conn.execute(sql.SQL(statement).format(role=role, database=sql.Identifier(database)))
+                grant_reader(conn, name)
                 if password is not None:
                     conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
         except psycopg.errors.InsufficientPrivilege as exc:
@@ -92,5 +185,12 @@ def ensure_reader(settings: Settings, name: str = READER_ROLE) -> ReaderRole:
         except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateObject):
             # another `vstore db reader` created the role at the same moment: refresh it
             return ensure_reader(settings, name)
+        loopholes = _loopholes(conn, name)
+    if loopholes:
+        raise VstoreError(
+            f"role {name} can still create objects through PUBLIC ({', '.join(loopholes)}), which this user "
+            "may not revoke: have the database owner run `REVOKE TEMPORARY, CREATE ON DATABASE ... FROM "
+            "PUBLIC` and `REVOKE CREATE ON SCHEMA ... FROM PUBLIC`, then run `vstore db reader` again."
+        )
     url = role_url(database_url(settings), name, password)
     return ReaderRole(name=name, url=url, created=exists is None, password_set=password is not None)

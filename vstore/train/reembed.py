@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from vstore.config import Settings
+from vstore.db import locks
 from vstore.db.connect import connection, scalar
 from vstore.db.indexes import VECTOR_TABLES, column_type, defer_indexes, rebuild_deferred
 from vstore.db.migrations import require_model
@@ -33,7 +34,6 @@ from vstore.encode.images import prepare_file
 from vstore.encode.paths import filesystem_path
 from vstore.errors import ConfigError, ModelMismatch, VstoreError
 
-LOCK_KEY = 4242005  # pg advisory lock: one model switch at a time per database
 EMBEDDING_TABLES = ("images", "captions", "text_queries")  # fixed: never user text
 
 
@@ -157,6 +157,9 @@ def _encode_captions(
 
 def _swap(conn: psycopg.Connection, new: ModelSpec, old: ModelSpec, report: ReembedReport) -> None:
     """Inside the caller's transaction, with the tables locked against writes."""
+    # DROP INDEX, TRUNCATE and ALTER TABLE wait for every open transaction that read these tables (the
+    # reader's too): bounded, and the message names those sessions.
+    locks.lock_tables_for_ddl(conn, EMBEDDING_TABLES, "swapping in the new model's vectors")
     for table in VECTOR_TABLES:
         defer_indexes(conn, table)  # a savepoint here: committed with the swap, or not at all
     report.text_cache_cleared = int(scalar(conn, "SELECT count(*) FROM public.text_queries"))
@@ -212,9 +215,15 @@ def reembed(
     new = target_spec(old, pretrained, model)
     report = ReembedReport(old_model=asdict(old), new_model=asdict(new))
     # autocommit: every `conn.transaction()` below is a real transaction (each batch commits)
-    with connection(settings, autocommit=True) as conn:
-        if not scalar(conn, "SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,)):
-            raise VstoreError("another `vstore reembed` is running on this database; wait for it to finish.")
+    with (
+        connection(settings, autocommit=True) as conn,
+        locks.holding_row(conn, locks.REEMBED, wait=False) as switch,
+    ):
+        if not switch.held:
+            raise VstoreError(
+                f"another `vstore reembed` is running on this database ({switch.holders()}); "
+                "wait for it to finish."
+            )
         if _same(old, new):
             if _recorded_run(conn) is None:  # switched already; a crash may have left the indexes
                 report.already_switched = True
