@@ -185,6 +185,7 @@ def test_bulk_load_behind_a_readers_open_transaction_says_who_blocks_it(quick, t
         names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%hnsw'")}
         assert names == {"images_embedding_hnsw", "captions_embedding_hnsw"}
         assert conn.execute("SELECT count(*) FROM deferred_indexes").fetchone() == (0,)
+        assert conn.execute("SELECT name FROM datasets").fetchall() == [("first",)]
 
 
 def _reader_session(url: str) -> psycopg.Connection:

@@ -121,8 +121,6 @@ def read_text_search(conn: psycopg.Connection) -> str | None:
 
 def stored_vector_type(settings: Settings) -> str:
     """'vector' or 'halfvec': how this (migrated) database stores its image and caption vectors."""
-    from vstore.db.indexes import column_type
-
     with connection(settings, autocommit=True, vector=False) as conn:
         return column_type(conn, "images")[0]
 

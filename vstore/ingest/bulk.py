@@ -45,10 +45,12 @@ def deferred_indexes(
     from vstore.db.indexes import begin_bulk_load, defer_indexes
 
     begin_bulk_load(conn)  # before dropping: nobody rebuilds what this load deferred
-    defer_indexes(conn, "images")
-    defer_indexes(conn, "captions")
     failed = True
     try:
+        # Each drop waits (at most lock_timeout) for open transactions that read the table, a reader's
+        # too; if the second one runs out, the first table's indexes are rebuilt on the way out.
+        defer_indexes(conn, "images")
+        defer_indexes(conn, "captions")
         yield
         failed = False
     finally:
