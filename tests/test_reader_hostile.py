@@ -268,3 +268,38 @@ def test_reader_grants_survive_a_downgrade_and_upgrade(quick, tiny_encoder, tmp_
         rows = conn.execute("SELECT id FROM vstore.similar_images(%s, 1)", (image_id,)).fetchall()
         assert len(rows) == 1
         assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+
+
+def test_migration_behind_a_reader_holding_the_migration_key_names_the_reader(quick):
+    from vstore.db.locks import MIGRATIONS
+    from vstore.db.migrations import upgrade
+    from vstore.errors import LockTimeout
+
+    reader = ensure_reader(quick)
+    with psycopg.connect(reader.url, autocommit=True) as hostile:
+        hostile.execute("SELECT pg_advisory_lock(%s)", (MIGRATIONS.key,))
+        with pytest.raises(LockTimeout) as caught:
+            _run_bounded(lambda: upgrade(quick))
+        pid = hostile.info.backend_pid
+    message = str(caught.value)
+    assert "\n" not in message and f"pid {pid} (role vstore_reader" in message
+
+
+def test_cli_index_drop_behind_a_readers_open_transaction_is_one_line_naming_it(quick, monkeypatch, capsys):
+    from vstore.cli import main
+
+    reader = ensure_reader(quick)
+    monkeypatch.setenv("VSTORE_DATABASE_URL", quick.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(quick.home))
+    monkeypatch.setenv("VSTORE_LOCK_TIMEOUT", "1")
+    with psycopg.connect(reader.url) as hostile:  # an open transaction that read images
+        hostile.execute("SELECT count(*) FROM images")
+        pid = hostile.info.backend_pid
+        assert _run_bounded(lambda: main(["index", "drop", "--table", "images", "--type", "hnsw"])) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: ") and "Traceback" not in err[0]
+    assert f"pid {pid} (role vstore_reader" in err[0]
+    with connection(quick, autocommit=True) as conn:  # nothing dropped
+        assert conn.execute("SELECT to_regclass('public.images_embedding_hnsw') IS NOT NULL").fetchone() == (
+            True,
+        )

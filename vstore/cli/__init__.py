@@ -79,9 +79,18 @@ def _run(argv: list[str] | None) -> int:
 def _database_error(exc: Exception) -> VstoreError | None:
     if "psycopg" not in sys.modules:  # no command talked to a database: not a database error
         return None
-    from vstore.db.connect import database_error
+    from vstore.config import Settings
+    from vstore.db.connect import database_error, name_lock_holders
+    from vstore.errors import LockTimeout
 
-    return database_error(exc)
+    error = database_error(exc)
+    if isinstance(error, LockTimeout):  # a lock wait that ran out: say who holds locks on vstore's tables
+        try:
+            settings: Settings | None = Settings.from_env()
+        except VstoreError:
+            settings = None
+        error = name_lock_holders(error, settings)
+    return error
 
 
 if __name__ == "__main__":

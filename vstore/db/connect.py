@@ -155,13 +155,13 @@ def database_errors(function: Callable[P, R]) -> Callable[P, R]:
                 raise
             if isinstance(error, LockTimeout):
                 settings = next((a for a in args if isinstance(a, Settings)), None)
-                error = _name_lock_holders(error, settings)
+                error = name_lock_holders(error, settings)
             raise error from exc
 
     return wrapper
 
 
-def _name_lock_holders(error: LockTimeout, settings: Settings | None) -> LockTimeout:
+def name_lock_holders(error: LockTimeout, settings: Settings | None) -> LockTimeout:
     """The error with the sessions that hold locks on vstore's tables named (the likely holders: the
     statement that timed out is gone, so its own wait can no longer be asked)."""
     if settings is None:
