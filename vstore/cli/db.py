@@ -65,14 +65,25 @@ def init(
 
 
 @db_app.command("start")
-def db_start() -> None:
+def db_start(
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="ADDRESS:PORT",
+            help="Also accept TCP connections there (e.g. 0.0.0.0:5433), for clients on other hosts; every "
+            "login still needs its password. Off by default: Unix socket only.",
+        ),
+    ] = None,
+) -> None:
     """Start the embedded PostgreSQL (data in $VSTORE_HOME/pg). Other commands start it on demand."""
     from vstore.db import embedded
 
     s = settings()
     _refuse_external(s, "start")
-    embedded.start(s)
-    info(f"embedded PostgreSQL running, data in {s.pgdata}")
+    embedded.start(s, listen=listen)
+    where = f", also on TCP {listen} (scram-sha-256)" if listen else ""
+    info(f"embedded PostgreSQL running, data in {s.pgdata}{where}")
 
 
 @db_app.command("stop")
@@ -114,6 +125,28 @@ def db_reader(
     done = "created" if reader.created else "refreshed"
     password = "; a new password was set" if reader.password_set else ""
     info(f"role {reader.name} {done}: SELECT and vstore.* functions only{password}")
+
+
+@db_app.command(
+    "psql",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def db_psql(
+    ctx: typer.Context,
+    reader: Annotated[
+        bool, typer.Option("--reader", help="Log in as the read-only role (`vstore db reader`).")
+    ] = False,
+) -> None:
+    """Open the bundled psql on vstore's database as its owner (no system PostgreSQL client needed).
+
+    Other arguments go to psql: `vstore db psql -c 'select 1'`, `vstore db psql --reader -f query.sql`.
+    Put `--` before psql options that vstore would read itself (`vstore db psql -- --help`)."""
+    import subprocess
+
+    from vstore.db.psql import psql_invocation
+
+    call = psql_invocation(settings(), list(ctx.args), reader=reader)
+    raise typer.Exit(subprocess.run(call.argv, env=call.env).returncode)
 
 
 @db_app.command("upgrade")
