@@ -259,15 +259,21 @@ def test_reader_grants_survive_a_downgrade_and_upgrade(quick, tiny_encoder, tmp_
 
     _images(tmp_path / "photos", 2)
     ingest(quick, tmp_path / "photos", encoder=tiny_encoder)
-    reader = ensure_reader(quick)
-    downgrade(quick, "0001")
-    upgrade(quick)
-    with psycopg.connect(reader.url, autocommit=True) as conn:
-        assert conn.execute("SELECT count(*) FROM images").fetchone() == (2,)
-        image_id = conn.execute("SELECT min(id) FROM images").fetchone()[0]
-        rows = conn.execute("SELECT id FROM vstore.similar_images(%s, 1)", (image_id,)).fetchall()
-        assert len(rows) == 1
-        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+    readers = [ensure_reader(quick), ensure_reader(quick, "vstore_test_custom_reader")]
+    try:
+        downgrade(quick, "0001")
+        upgrade(quick)
+        for reader in readers:
+            with psycopg.connect(reader.url, autocommit=True) as conn:
+                assert conn.execute("SELECT count(*) FROM images").fetchone() == (2,)
+                image_id = conn.execute("SELECT min(id) FROM images").fetchone()[0]
+                rows = conn.execute("SELECT id FROM vstore.similar_images(%s, 1)", (image_id,)).fetchall()
+                assert len(rows) == 1
+                assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+    finally:
+        with connection(quick, autocommit=True) as owner:
+            owner.execute("DROP OWNED BY vstore_test_custom_reader")
+            owner.execute("DROP ROLE vstore_test_custom_reader")
 
 
 def test_migration_behind_a_reader_holding_the_migration_key_names_the_reader(quick):
@@ -303,3 +309,42 @@ def test_cli_index_drop_behind_a_readers_open_transaction_is_one_line_naming_it(
         assert conn.execute("SELECT to_regclass('public.images_embedding_hnsw') IS NOT NULL").fetchone() == (
             True,
         )
+
+
+def test_another_role_cannot_mark_itself_a_reader_and_be_granted_by_a_migration(quick):
+    """Every role may change its own settings, so whatever tells the migrations which roles are readers must
+    be something a role cannot give itself."""
+    from vstore.db.migrations import downgrade, upgrade
+
+    ensure_reader(quick)
+    database = psycopg.conninfo.conninfo_to_dict(quick.database_url)["dbname"]
+    with connection(quick, autocommit=True) as owner:
+        owner.execute("DROP ROLE IF EXISTS vstore_test_mallory")
+        owner.execute("CREATE ROLE vstore_test_mallory LOGIN")
+    mallory_url = quick.database_url.replace("postgres:@", "vstore_test_mallory:@", 1)
+    assert "vstore_test_mallory" in mallory_url
+    try:
+        with psycopg.connect(mallory_url, autocommit=True) as mallory:
+            for statement in (
+                f"ALTER ROLE vstore_test_mallory IN DATABASE \"{database}\" SET vstore.reader = 'on'",
+                "ALTER ROLE vstore_test_mallory SET vstore.reader = 'on'",
+            ):
+                try:
+                    mallory.execute(statement)
+                except psycopg.errors.InsufficientPrivilege:
+                    pass  # PostgreSQL 15+: only a superuser may set an unknown parameter for a role
+        downgrade(quick, "0001")
+        upgrade(quick)
+        with connection(quick, autocommit=True) as owner:
+            granted = owner.execute(
+                "SELECT has_table_privilege('vstore_test_mallory', 'public.images', 'SELECT'), "
+                "has_schema_privilege('vstore_test_mallory', 'vstore', 'USAGE')"
+            ).fetchone()
+            assert granted == (False, False)
+            assert owner.execute(
+                "SELECT has_table_privilege('vstore_reader', 'public.images', 'SELECT')"
+            ).fetchone() == (True,)
+    finally:
+        with connection(quick, autocommit=True) as owner:
+            owner.execute("DROP OWNED BY vstore_test_mallory")
+            owner.execute("DROP ROLE vstore_test_mallory")

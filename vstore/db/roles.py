@@ -36,7 +36,9 @@ READER_TABLES = (
     "reembed_run",
     "alembic_version",
 )
-# Set on (role, database) by grant_reader: which roles the migrations re-grant after they ran.
+# Set on (role, database) by ensure_reader: which roles the migrations re-grant after they ran. Only a
+# superuser may set an unknown parameter for a role (PostgreSQL 15+), so no role can mark itself; the
+# migrations also require the explicit CONNECT grant, which only the database's owner can give.
 READER_MARK = "vstore.reader"
 
 
@@ -79,7 +81,6 @@ def grant_reader(conn: psycopg.Connection, name: str) -> None:
         "ALTER ROLE {role} RESET ALL",
         "ALTER ROLE {role} IN DATABASE {database} RESET ALL",
         "ALTER ROLE {role} SET default_transaction_read_only = on",
-        "ALTER ROLE {role} IN DATABASE {database} SET " + READER_MARK + " = 'on'",
         "REVOKE ALL ON DATABASE {database} FROM {role}",
         "GRANT CONNECT ON DATABASE {database} TO {role}",
         "REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC",
@@ -106,27 +107,51 @@ def grant_reader(conn: psycopg.Connection, name: str) -> None:
                 sql.SQL(", ").join(sql.Identifier("public", t) for t in tables), role
             )
         )
+    _mark(conn, name)  # after RESET ALL above, which removed it
+
+
+def _mark(conn: psycopg.Connection, name: str) -> None:
+    """Record the role as this database's reader for the migrations; skipped where this user may not
+    (not a superuser): the default role name is re-granted without the mark."""
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("ALTER ROLE {} IN DATABASE {} SET " + READER_MARK + " = 'on'").format(
+                    sql.Identifier(name), sql.Identifier(str(conn.info.dbname))
+                )
+            )
+    except psycopg.errors.InsufficientPrivilege:
+        pass
 
 
 def marked_readers(conn: psycopg.Connection) -> list[str]:
-    """The roles grant_reader set up on this database (and the default reader role, which versions before
-    the mark set up without it)."""
+    """The roles ensure_reader set up on this database: CONNECT granted explicitly (which only the
+    database's owner can do), and the mark, or the default name (which versions before the mark used)."""
     rows = conn.execute(
-        "SELECT r.rolname FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
-        "WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND %s = ANY(s.setconfig) "
-        "UNION SELECT rolname FROM pg_roles WHERE rolname = %s ORDER BY 1",
-        (f"{READER_MARK}=on", READER_ROLE),
+        "SELECT r.rolname FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a "
+        "JOIN pg_roles r ON r.oid = a.grantee "
+        "WHERE d.datname = current_database() AND a.privilege_type = 'CONNECT' AND (r.rolname = %s "
+        "OR EXISTS (SELECT 1 FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = d.oid "
+        "AND %s = ANY(s.setconfig))) ORDER BY 1",
+        (READER_ROLE, f"{READER_MARK}=on"),
     ).fetchall()
     return [str(r[0]) for r in rows]
 
 
 def regrant_readers(conn: psycopg.Connection) -> list[str]:
-    """grant_reader for every marked reader; called by the migrations (alembic/env.py) after they ran."""
-    names = [n for n in marked_readers(conn) if _ROLE_NAME.fullmatch(n) and not _too_strong(conn, n)]
-    for name in names:
-        grant_reader(conn, name)
-    return names
+    """grant_reader for every reader of this database; called by the migrations (alembic/env.py) after
+    they ran, in their transaction. A role this user may not alter is left as it is (never fails them)."""
+    done = []
+    for name in marked_readers(conn):
+        if not _ROLE_NAME.fullmatch(name) or _too_strong(conn, name):
+            continue
+        try:
+            with conn.transaction():
+                grant_reader(conn, name)
+        except psycopg.errors.InsufficientPrivilege:
+            continue
+        done.append(name)
+    return done
 
 
 def _too_strong(conn: psycopg.Connection, name: str) -> bool:
