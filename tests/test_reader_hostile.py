@@ -22,7 +22,7 @@ from tests import imagegen
 from tests.conftest import with_database
 from vstore.config import Settings
 from vstore.db.connect import connection
-from vstore.db.roles import ensure_reader
+from vstore.db.roles import ensure_reader, role_url
 from vstore.ingest.pipeline import ingest
 
 # Far beyond the 1 s lock timeout the tests use: reaching it means a wait was unbounded.
@@ -320,9 +320,8 @@ def test_another_role_cannot_mark_itself_a_reader_and_be_granted_by_a_migration(
     database = psycopg.conninfo.conninfo_to_dict(quick.database_url)["dbname"]
     with connection(quick, autocommit=True) as owner:
         owner.execute("DROP ROLE IF EXISTS vstore_test_mallory")
-        owner.execute("CREATE ROLE vstore_test_mallory LOGIN")
-    mallory_url = quick.database_url.replace("postgres:@", "vstore_test_mallory:@", 1)
-    assert "vstore_test_mallory" in mallory_url
+        owner.execute("CREATE ROLE vstore_test_mallory LOGIN PASSWORD 'mallory-secret'")
+    mallory_url = role_url(quick.database_url, "vstore_test_mallory", "mallory-secret")
     try:
         with psycopg.connect(mallory_url, autocommit=True) as mallory:
             for statement in (
