@@ -347,3 +347,28 @@ def test_another_role_cannot_mark_itself_a_reader_and_be_granted_by_a_migration(
         with connection(quick, autocommit=True) as owner:
             owner.execute("DROP OWNED BY vstore_test_mallory")
             owner.execute("DROP ROLE vstore_test_mallory")
+
+
+def test_reembed_swap_behind_a_readers_open_transaction_names_it_and_the_rerun_completes(
+    quick, tiny_encoder, tmp_path
+):
+    from tests.test_reembed import make_checkpoint
+    from vstore.errors import LockTimeout
+    from vstore.train.reembed import reembed
+
+    _images(tmp_path / "photos", 3)
+    ingest(quick, tmp_path / "photos", encoder=tiny_encoder)
+    checkpoint = make_checkpoint(tmp_path / "other.pt")
+    reader = ensure_reader(quick)
+    with psycopg.connect(reader.url) as hostile:
+        # PREPARE takes the table's ACCESS SHARE lock before any privilege check, and keeps it until the
+        # transaction ends: a reader can hold a lock even on a table it may not read.
+        hostile.execute("PREPARE peek AS SELECT * FROM reembed_images")
+        pid = hostile.info.backend_pid
+        with pytest.raises(LockTimeout) as caught:
+            _run_bounded(lambda: reembed(quick, str(checkpoint)))
+    message = str(caught.value)
+    assert "\n" not in message and f"pid {pid} (role vstore_reader" in message
+    assert "reembed_images" in message
+    report = _run_bounded(lambda: reembed(quick, str(checkpoint)))  # the reader is gone: it completes
+    assert report.images == 3

@@ -209,6 +209,9 @@ def sibling(conn: psycopg.Connection) -> psycopg.Connection:
     if "options" not in params:
         options = conn.execute("SELECT current_setting('lock_timeout')").fetchone()
         params["options"] = f"-c lock_timeout={options[0] if options else '0'}"
+    # A RowHold's session idles in its transaction for as long as the lock is held (a whole bulk load):
+    # a server-wide idle_in_transaction_session_timeout must not end it, and with it the lock.
+    params["options"] += " -c idle_in_transaction_session_timeout=0"
     params.setdefault("connect_timeout", "10")
     return psycopg.connect(psycopg.conninfo.make_conninfo(**params), autocommit=True)
 

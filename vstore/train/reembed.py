@@ -101,7 +101,10 @@ def _start_run(conn: psycopg.Connection, new: ModelSpec, report: ReembedReport) 
         if under_way is not None:
             report.discarded_switch = under_way.label
         conn.execute("DELETE FROM public.reembed_run")
-        conn.execute("TRUNCATE public.reembed_images, public.reembed_captions")
+        # DELETE, not TRUNCATE: row locks only, so no open transaction on these tables (any role can hold
+        # one, see docs/access.md) delays the start; the tables are empty unless a switch was abandoned.
+        conn.execute("DELETE FROM public.reembed_images")
+        conn.execute("DELETE FROM public.reembed_captions")
         conn.execute(
             "INSERT INTO public.reembed_run (id, name, pretrained, checkpoint_sha256, dim) "
             "VALUES (1, %s, %s, %s, %s)",
@@ -159,7 +162,9 @@ def _swap(conn: psycopg.Connection, new: ModelSpec, old: ModelSpec, report: Reem
     """Inside the caller's transaction, with the tables locked against writes."""
     # DROP INDEX, TRUNCATE and ALTER TABLE wait for every open transaction that read these tables (the
     # reader's too): bounded, and the message names those sessions.
-    locks.lock_tables_for_ddl(conn, EMBEDDING_TABLES, "swapping in the new model's vectors")
+    locks.lock_tables_for_ddl(
+        conn, (*EMBEDDING_TABLES, "reembed_images", "reembed_captions"), "swapping in the new model's vectors"
+    )
     for table in VECTOR_TABLES:
         defer_indexes(conn, table)  # a savepoint here: committed with the swap, or not at all
     report.text_cache_cleared = int(scalar(conn, "SELECT count(*) FROM public.text_queries"))
