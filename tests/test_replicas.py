@@ -1,0 +1,96 @@
+"""Streaming replicas of the embedded primary, on real servers: rows ingested on the primary appear on
+the replica, searches through the replica's reader URL equal the primary's, and a promoted replica takes
+ingests as the new primary."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.ops_fixtures import close_home, make_home, photo_folder, rows, server_folder
+from vstore.config import Settings
+from vstore.db import embedded, replicas
+from vstore.errors import ConfigError, NotFound, VstoreError
+from vstore.ingest.pipeline import ingest
+from vstore.search.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def place():
+    with server_folder() as path:
+        yield path
+
+
+@pytest.fixture
+def home(place):
+    settings = make_home(place / "home")
+    yield settings
+    close_home(settings)
+
+
+def _searches(settings: Settings, encoder, vectors) -> list[list[tuple[int, float]]]:
+    with Store(settings, encoder=encoder) as store:
+        return [[(h.id, round(h.distance, 6)) for h in store.search_vector(v, k=5)] for v in vectors]
+
+
+def test_rows_ingested_on_the_primary_appear_on_the_replica_and_searches_match(home, place, tiny_encoder):
+    ingest(home, photo_folder(place / "first", 12), dataset="first", encoder=tiny_encoder)
+    made = replicas.add(home, "r1")
+    assert made.running and made.pgdata == home.home / "replicas" / "r1" / "pg"
+    ingest(home, photo_folder(place / "second", 9, first=100), dataset="second", encoder=tiny_encoder)
+    reader = replicas.reader_url(home, "r1")  # waits until the replica has replayed the primary's WAL
+    assert "replicas/r1" in reader and "vstore_reader" in reader
+
+    query = "SELECT id, path, embedding::text FROM images ORDER BY id"
+    on_replica = Settings(database_url=reader, home=home.home)
+    assert rows(on_replica, query) == rows(home, query)
+    assert len(rows(on_replica, query)) == 21
+    vectors = [np.asarray(tiny_encoder.encode_texts([t]))[0] for t in ("red circle", "green triangle")]
+    assert _searches(on_replica, tiny_encoder, vectors) == _searches(home, tiny_encoder, vectors)
+
+    with psycopg.connect(reader) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("CREATE TEMP TABLE t (x int)")
+    listed = {r.name: r for r in replicas.list_replicas(home)}
+    assert listed["r1"].state == "streaming" and listed["r1"].lag_s is not None
+
+    replicas.stop(home, "r1")
+    assert replicas.replica(home, "r1").state == "stopped"
+    ingest(home, photo_folder(place / "third", 3, first=200), dataset="third", encoder=tiny_encoder)
+    replicas.start(home, "r1")  # catches up from its slot
+    replicas.catch_up(home, "r1")
+    assert len(rows(on_replica, query)) == 24
+
+
+def test_promote_after_the_primary_stops_then_ingest_on_the_new_primary(home, place, tiny_encoder):
+    ingest(home, photo_folder(place / "first", 6), dataset="first", encoder=tiny_encoder)
+    replicas.add(home, "r1")
+    replicas.catch_up(home, "r1")
+    with pytest.raises(VstoreError, match="stop it first"):
+        replicas.promote(home, "r1")
+
+    embedded.stop(home)
+    old = replicas.promote(home, "r1")
+    assert (old / "PG_VERSION").is_file() and replicas.names(home) == []
+    ingest(home, photo_folder(place / "after", 4, first=300), dataset="after", encoder=tiny_encoder)
+    assert rows(home, "SELECT count(*) FROM images")[0][0] == 10
+    with psycopg.connect(embedded.start(home)) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+
+
+def test_remove_drops_the_slot_and_the_folder_and_unknown_names_are_refused(home):
+    replicas.add(home, "r2")
+    replicas.remove(home, "r2")
+    assert not (home.home / "replicas" / "r2").exists()
+    with psycopg.connect(embedded.start(home)) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0] == 0
+    with pytest.raises(NotFound, match="no replica named r9"):
+        replicas.remove(home, "r9")
+    with pytest.raises(ConfigError):
+        replicas.add(home, "Bad Name")
+    with pytest.raises(ConfigError, match="VSTORE_DATABASE_URL"):
+        replicas.add(replace(home, database_url="postgresql://x@/y"), "r3")
