@@ -41,6 +41,14 @@ LAG_QUERY = (
     "ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8"
 )
 
+# The primary's view: replay_lag is measured from WAL positions (valid inside a long transaction too);
+# behind is the WAL written on the primary that the replica has not replayed.
+PRIMARY_LAG_QUERY = (
+    "SELECT state, coalesce(extract(epoch FROM replay_lag), 0)::float8, "
+    "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint FROM pg_stat_replication "
+    "WHERE application_name = %s"
+)
+
 
 @dataclass(frozen=True)
 class Replica:
@@ -185,12 +193,11 @@ def replica(settings: Settings, name: str) -> Replica:
             state = "down"
     if primary is not None and state == "standby":
         with psycopg.connect(primary, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute(
-                "SELECT state, pg_wal_lsn_diff(sent_lsn, replay_lsn)::bigint FROM pg_stat_replication "
-                "WHERE application_name = %s",
-                (name,),
-            ).fetchone()
-        state, lag_bytes = (row[0], row[1]) if row else ("not connected", None)
+            row = conn.execute(PRIMARY_LAG_QUERY, (name,)).fetchone()
+        if row is None:
+            state = "not connected"
+        else:  # the primary's measure: the replica's own clock only moves at commits
+            state, lag_s, lag_bytes = row[0], (row[1] if row[2] else 0.0), row[2]
     return Replica(name, pgdata, running, state, lag_s, lag_bytes, url if running else None)
 
 
