@@ -94,3 +94,29 @@ def test_remove_drops_the_slot_and_the_folder_and_unknown_names_are_refused(home
         replicas.add(home, "Bad Name")
     with pytest.raises(ConfigError, match="VSTORE_DATABASE_URL"):
         replicas.add(replace(home, database_url="postgresql://x@/y"), "r3")
+
+
+def test_searches_go_to_the_replica_and_survive_the_primary_stopping(home, place, tiny_encoder):
+    from tests.imagegen import save_jpeg
+    from vstore.search.options import SearchQuery
+    from vstore.search.replicated import ReplicatedStore
+
+    ingest(home, photo_folder(place / "photos", 12), encoder=tiny_encoder)
+    replicas.add(home, "r1")
+    query_image = save_jpeg(place / "query.jpg", 3)
+    with Store(home, encoder=tiny_encoder) as alone:
+        expected_text = alone.search(SearchQuery(text="a red circle")).hits
+        expected_image = alone.search(SearchQuery(image=str(query_image))).hits
+    url = replicas.reader_url(home, "r1")
+    with ReplicatedStore(home, [url], encoder=tiny_encoder) as spread:
+        assert spread.readers()[0] is spread.replicas[0]  # a streaming replica comes first
+        first = spread.search(SearchQuery(text="a red circle"))  # cached on the primary
+        assert first.hits == expected_text and first.uncached == []
+        replicas.catch_up(home, "r1")  # the cache row reaches the replica
+
+        embedded.stop(home)
+        cached = spread.search(SearchQuery(text="a red circle"))
+        assert cached.hits == expected_text and cached.uncached == []
+        assert spread.search(SearchQuery(image=str(query_image))).hits == expected_image
+        new = spread.search(SearchQuery(text="a blue square"))
+        assert new.hits and new.uncached == ["a blue square"]
