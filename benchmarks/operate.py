@@ -199,7 +199,8 @@ def _restart(settings: Settings, *, keep_prewarm: bool) -> None:
 
 
 def restart_latency(settings: Settings) -> dict[str, Any]:
-    replicas.stop(settings, "bench")
+    for name in replicas.names(settings):
+        replicas.stop(settings, name)
     query = _queries(embedded.start(settings), 1)[0]
     result: dict[str, Any] = {}
     _restart(settings, keep_prewarm=False)
@@ -229,6 +230,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only-restart", action="store_true", help="Load the rows, then only step 5.")
     args = parser.parse_args()
     place = Path(tempfile.mkdtemp(prefix="vstore-operate-"))
     place.chmod(0o755)
@@ -236,6 +238,10 @@ def main() -> None:
     results: dict[str, Any] = {"load_before": os.getloadavg()}
     try:
         init(settings)
+        if args.only_restart:
+            load_synthetic(settings, args.rows, profile="clip", captions_per_image=1)
+            results["restart"] = restart_latency(settings)
+            return
         say("replica lag during the load")
         results["replica_lag"] = replica_lag_during_load(settings, args.rows)
         say("backup and restore")
@@ -252,7 +258,7 @@ def main() -> None:
             replicas.stop(settings, name)
         embedded.stop(settings)
         shutil.rmtree(place, ignore_errors=True)
-    print(json.dumps(results, indent=None if args.json else 2))
+        print(json.dumps(results, indent=None if args.json else 2))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ TOP = 5
 _WHAT_FOR = {
     "pg_stat_statements": "slowest and most frequent statements",
     "pg_buffercache": "how much of each index is cached",
-    "pg_prewarm": "a warm restart (indexes back in memory after a restart)",
+    "pg_prewarm": "a warm restart: indexes back in memory after a restart",
 }
 _INDEXES = """
 SELECT c.relname, am.amname, t.relname, pg_relation_size(c.oid)::bigint, c.oid,
@@ -69,9 +69,9 @@ def _missing(modules: dict[str, dict[str, bool]]) -> list[str]:
     notes = []
     for name, state in modules.items():
         if not state["available"]:
-            notes.append(f"{name} is not installed on this server (it would give {_WHAT_FOR[name]})")
+            notes.append(f"{name} is not installed on this server; it would give {_WHAT_FOR[name]}")
         elif not (state["installed"] and state["preloaded"]):
-            notes.append(f"{name} is not enabled (it gives {_WHAT_FOR[name]}): `vstore db prewarm --enable`")
+            notes.append(f"{name} is not enabled; `vstore db prewarm --enable` gives {_WHAT_FOR[name]}")
     return notes
 
 

@@ -23,10 +23,11 @@ import psycopg
 from vstore.config import Settings
 from vstore.db.connect import database_url
 from vstore.db.replicas import LAG_QUERY
-from vstore.encode.encoder import Encoder
+from vstore.encode.encoder import Encoder, ModelSpec
 from vstore.errors import DatabaseUnavailable
 from vstore.search.cache import EmbeddedTexts
 from vstore.search.options import SearchOptions, SearchQuery
+from vstore.search.records import DatasetSummary, ImageRecord
 from vstore.search.results import Hit, SearchResult
 from vstore.search.store import Store
 
@@ -138,6 +139,25 @@ class ReplicatedStore:
 
     def encode_image_bytes(self, data: bytes) -> np.ndarray:
         return self._encoder_store().encode_image_bytes(data)
+
+    # -- catalog reads and the model ------------------------------------------------------------------
+
+    def get(self, image_id: int) -> ImageRecord:
+        return self._read(lambda store: store.get(image_id))
+
+    def datasets(self) -> list[DatasetSummary]:
+        return self._read(lambda store: store.datasets())
+
+    def counts(self) -> dict[str, int]:
+        return self._read(lambda store: store.counts())
+
+    @property
+    def model(self) -> ModelSpec:
+        return self._encoder_store().model
+
+    @property
+    def encoder(self) -> Encoder:
+        return self._encoder_store().encoder
 
     def _encoder_store(self) -> Store:
         """A store whose model record is readable (for the encoder): the primary, else a replica."""
