@@ -77,11 +77,11 @@ def _tree_bytes(path: Path) -> int:
 
 
 def _home_files(settings: Settings) -> list[Path]:
-    """Files of VSTORE_HOME a restored home needs beside its data (the owner's credentials file)."""
-    from vstore.db import embedded
+    """Files of VSTORE_HOME a restored home needs beside its data: the roles' passwords (0600), which
+    match the password hashes inside the copied catalog."""
+    from vstore.db.auth import passfile
 
-    listing = getattr(embedded, "home_files", None)
-    return [Path(p) for p in listing(settings)] if listing is not None else []
+    return [passfile(settings.home)]
 
 
 def _contents(settings: Settings) -> dict[str, Any]:

@@ -9,6 +9,7 @@ is read-only). Promotion turns a replica into the home's primary while the old p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import psycopg
 
 from vstore.config import Settings
 from vstore.db import pgtools
+from vstore.db.cluster import is_our_postmaster, read_postmaster, start_cluster, stop_cluster
 from vstore.errors import ConfigError, NotFound, VstoreError
 
 MARKER = "vstore-replica.json"
@@ -136,17 +138,14 @@ def add(settings: Settings, name: str | None = None) -> Replica:
             what=f"copy the primary for replica {name}",
             env=env,
         )
-        for lock in pgdata.glob(".s.PGSQL.*"):  # the primary's socket lock, copied with its data folder
-            lock.unlink()
         with open(pgdata / "postgresql.conf", "a") as conf:
             conf.write(_STANDBY_CONF)
-        pgdata.chmod(0o700)
         pgtools.hand_to_server(pgdata, pgtools.server_os_user(settings.pgdata))
         created = datetime.now(UTC).isoformat(timespec="seconds")
         (folder / MARKER).write_text(json.dumps({"name": name, "slot": _slot(name), "created_at": created}))
         start(settings, name)
     except BaseException:
-        pgtools.stop_server(pgdata)
+        stop_cluster(pgdata)
         shutil.rmtree(folder, ignore_errors=True)
         with psycopg.connect(primary, autocommit=True) as conn:
             conn.execute(
@@ -155,6 +154,19 @@ def add(settings: Settings, name: str | None = None) -> Replica:
             )
         raise
     return replica(settings, name)
+
+
+def _socket(pgdata: Path) -> Path:
+    """The replica's socket folder: `run` beside its data folder, or a short one in /tmp when that path
+    is too long for a Unix socket (107 bytes for the socket's whole path)."""
+    preferred = pgdata.parent.resolve() / "run"
+    if len(str(preferred / ".s.PGSQL.65535")) < 100:
+        return preferred
+    return Path("/tmp") / f"vstore-{hashlib.sha256(str(preferred).encode()).hexdigest()[:12]}"
+
+
+def _running(pgdata: Path) -> bool:
+    return is_our_postmaster(read_postmaster(pgdata), pgdata)
 
 
 def _pgdata(settings: Settings, name: str) -> Path:
@@ -168,11 +180,12 @@ def _pgdata(settings: Settings, name: str) -> Path:
 def start(settings: Settings, name: str) -> None:
     """Start a replica's server (after a reboot, or after `stop`); a running one is left alone."""
     pgdata = _pgdata(settings, name)
-    pgtools.start_server(pgdata, what=f"start replica {name}")
+    if not _running(pgdata):
+        start_cluster(pgdata, _socket(pgdata), user=pgtools.server_os_user(pgdata))
 
 
 def stop(settings: Settings, name: str) -> bool:
-    return pgtools.stop_server(_pgdata(settings, name))
+    return stop_cluster(_pgdata(settings, name))
 
 
 def replica(settings: Settings, name: str) -> Replica:
@@ -180,9 +193,9 @@ def replica(settings: Settings, name: str) -> Replica:
     from vstore.db import embedded
 
     pgdata = _pgdata(settings, name)
-    running = pgtools.server_running(pgdata)
+    running = _running(pgdata)
     primary = embedded.status(settings).url
-    url = with_socket(primary or _socket_url(settings), pgdata)
+    url = _owner_url(settings, pgdata)
     state, lag_s, lag_bytes = ("stopped" if not running else "down"), None, None
     if running:
         try:
@@ -201,9 +214,13 @@ def replica(settings: Settings, name: str) -> Replica:
     return Replica(name, pgdata, running, state, lag_s, lag_bytes, url if running else None)
 
 
-def _socket_url(settings: Settings) -> str:
-    """An owner URL shape for when the primary is down (only its socket folder is replaced)."""
-    return f"postgresql://postgres:@/vstore?host={quote(str(settings.pgdata))}"
+def _owner_url(settings: Settings, pgdata: Path) -> str:
+    """The owner's URL of a replica (the catalog, and so the password, is the primary's)."""
+    from vstore.db import auth
+    from vstore.db.embedded import DATABASE_NAME
+
+    password = auth.passwords(settings.home).get(auth.OWNER)
+    return auth.socket_url(_socket(pgdata), 5432, auth.OWNER, password, DATABASE_NAME)
 
 
 def list_replicas(settings: Settings) -> list[Replica]:
@@ -216,7 +233,7 @@ def reader_url(settings: Settings, name: str) -> str:
     from vstore.db.roles import ensure_reader
 
     pgdata = _pgdata(settings, name)
-    url = with_socket(ensure_reader(settings).url, pgdata)
+    url = with_socket(ensure_reader(settings).url, _socket(pgdata))
     catch_up(settings, name)  # the role exists on the replica once it has replayed its creation
     return url
 
@@ -231,7 +248,7 @@ def catch_up(settings: Settings, name: str, timeout_s: float = 60.0) -> float:
     with psycopg.connect(primary, autocommit=True) as conn:
         target = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]  # type: ignore[index]
     started = time.monotonic()
-    with psycopg.connect(with_socket(primary, pgdata), autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(_owner_url(settings, pgdata), autocommit=True, connect_timeout=5) as conn:
         while True:
             behind = conn.execute(
                 "SELECT pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn())::bigint", (target,)
@@ -250,7 +267,7 @@ def catch_up(settings: Settings, name: str, timeout_s: float = 60.0) -> float:
 def remove(settings: Settings, name: str) -> None:
     """Stop a replica, drop its slot on the primary (so the primary stops keeping WAL for it), delete it."""
     pgdata = _pgdata(settings, name)
-    pgtools.stop_server(pgdata)
+    stop_cluster(pgdata)
     with psycopg.connect(_primary_url(settings), autocommit=True) as conn:
         conn.execute(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
@@ -276,7 +293,7 @@ def promote(settings: Settings, name: str) -> Path:
     pgtools.run(
         "pg_ctl", ["-D", str(pgdata), "-w", "-t", "120", "promote"], what=f"promote {name}", user=user
     )
-    pgtools.stop_server(pgdata)
+    stop_cluster(pgdata)
     auto = pgdata / "postgresql.auto.conf"
     kept = [
         line
