@@ -118,3 +118,22 @@ def test_the_same_sum_from_sql_with_pgvector_operators(scene):
         weighted = [names[r[0]] for r in conn.execute(SQL_WEIGHTED, {"beach": ids[3]}).fetchall()]
         repeated = [names[r[0]] for r in conn.execute(SQL_REPEATED).fetchall()]
     assert weighted == WITH_MINUS and repeated == WITH_MINUS
+
+
+def test_a_weight_prefix_means_the_same_with_or_without_plus_minus(scene, monkeypatch, capsys):
+    # Alone, "2:a cat" is the term 'a cat' weighted 2: the same unit vector as "a cat", not the literal text
+    # "2:a cat" (which is not in the cache: searching it would need a model, and there is none here).
+    import json
+
+    from vstore.cli import main
+
+    settings, names, _ = scene
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+
+    def ids(*query: str) -> list[str]:
+        assert main(["search", *query, "-k", "5", "--exact", "--json"]) == 0
+        return [names[json.loads(line)["id"]] for line in capsys.readouterr().out.splitlines()]
+
+    assert ids("2:a cat") == ids("a cat") == ids("1:a cat", "--plus", "0.5:a cat")
+    assert main(["search", "0:a cat"]) == 2
+    assert "use --minus" in capsys.readouterr().err

@@ -61,6 +61,15 @@ def test_exact_is_exact_when_the_corpus_holds_fewer_than_k_candidates(settings):
     assert [(r.recall_at_k, r.returned) for r in report.rows] == [(1.0, 1.0), (1.0, 1.0)]
 
 
+def test_compare_json_prints_rows_and_meta_on_stdout_and_nothing_else(synthetic, monkeypatch, capsys):
+    monkeypatch.setenv("VSTORE_DATABASE_URL", synthetic.database_url)
+    args = ["compare", "-k", "3", "--queries", "4", "--repeats", "1", "-m", "faiss-flat", "--json"]
+    assert main(args) == 0
+    document = json.loads(capsys.readouterr().out)  # the whole of stdout is one JSON document
+    assert [row["method"] for row in document["rows"]] == ["faiss-flat"]
+    assert document["rows"][0]["k"] == 3 and document["meta"]["queries"] == 4
+
+
 def test_several_k_give_one_row_per_k_and_a_latency_plot(synthetic, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VSTORE_DATABASE_URL", synthetic.database_url)
     json_file, plot = tmp_path / "rows.json", tmp_path / "latency.png"
@@ -68,7 +77,7 @@ def test_several_k_give_one_row_per_k_and_a_latency_plot(synthetic, tmp_path, mo
     assert (
         main(
             [*args, "--methods", "pgvector-hnsw", "--ef-search", "10"]
-            + ["--json", str(json_file), "--plot", str(plot)]
+            + ["--out", str(json_file), "--plot", str(plot)]
         )
         == 0
     )
@@ -149,7 +158,7 @@ def test_cli_writes_json_rows_with_every_field_and_a_png_plot(synthetic, tmp_pat
             "faiss-hnsw",
             "--ef-search",
             "10,40",
-            "--json",
+            "--out",
             str(json_file),
             "--plot",
             str(plot),

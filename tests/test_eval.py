@@ -363,7 +363,7 @@ def test_cli_eval_writes_json_and_plot_and_warns_about_random_weights(
             "1,3",
             "--recall-k",
             "1,10",
-            "--json",
+            "--out",
             str(out_json),
             "--plot",
             str(out_png),
@@ -375,9 +375,25 @@ def test_cli_eval_writes_json_and_plot_and_warns_about_random_weights(
     assert "caption -> image (20 queries;" in captured.out and "exact-numpy" in captured.out
     data = json.loads(out_json.read_text())
     assert data["methods"]["exact-numpy"]["caption_image.precision@1"] == pytest.approx(0.5)
-    assert set(data["methods"]) == {"exact-numpy", "faiss-hnsw(ef_search=40)"}
+    assert set(data["methods"]) == {"exact-numpy", "faiss-hnsw(ef_search=100)"}
     assert data["random_weights"] is True
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_eval_json_prints_the_metrics_on_stdout_and_nothing_else(settings, tmp_path, monkeypatch, capsys):
+    from vstore.cli import main
+
+    controlled_set(settings, n=12)
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("VSTORE_HOME", str(tmp_path / "home"))
+    assert main(["eval", "-m", "exact-numpy", "-k", "1", "--recall-k", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # the whole of stdout is one JSON document
+    assert (
+        set(data["methods"]) == {"exact-numpy"}
+        and "caption_image.precision@1" in data["methods"]["exact-numpy"]
+    )
+    assert "caption -> image" not in captured.out
 
 
 def test_cli_eval_rejects_bad_k_with_exit_code_2(settings, monkeypatch, capsys):

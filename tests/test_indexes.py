@@ -90,7 +90,7 @@ def test_cli_index_commands_round_trip(monkeypatch, capsys, settings):
 
     monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
     assert (
-        main(["index", "create", "--table", "captions", "--type", "ivfflat", "--lists", "2", "--json"]) == 0
+        main(["index", "create", "--target", "captions", "--type", "ivfflat", "--lists", "2", "--json"]) == 0
     )
     created = json.loads(capsys.readouterr().out)
     assert created["name"] == "captions_embedding_ivfflat" and created["parameters"] == {"lists": 2}
@@ -102,7 +102,7 @@ def test_cli_index_commands_round_trip(monkeypatch, capsys, settings):
         "images_embedding_hnsw",
     }
     assert status["deferred"] == {} and status["building"] == []
-    assert main(["index", "drop", "--table", "captions", "--type", "ivfflat"]) == 0
+    assert main(["index", "drop", "--target", "captions", "--type", "ivfflat"]) == 0
     assert main(["index", "status"]) == 0
     out = capsys.readouterr().out
     assert "ivfflat" not in out and "m=16, ef_construction=64" in out

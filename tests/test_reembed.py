@@ -307,12 +307,12 @@ def test_vstore_eval_on_the_switched_database_reproduces_the_after_scores(
         "exact-numpy",
         "--dataset",
         "shapes-val",
-        "--limit",
+        "--queries",
         "0",
         "--k",
         "1,3,5,7,10",
     ]
-    assert main([*args, "--json", str(tmp_path / "eval.json")]) == 0
+    assert main([*args, "--out", str(tmp_path / "eval.json")]) == 0
 
     measured = json.loads((tmp_path / "eval.json").read_text())["methods"]["exact-numpy"]
     after = run.scores["after"]

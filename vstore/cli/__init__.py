@@ -43,8 +43,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
+    from vstore.cli.deprecated import modernise
+
+    args, notices = modernise(sys.argv[1:] if argv is None else argv)
+    for notice in notices:
+        typer.echo(notice, err=True)
     try:
-        result = app(args=argv, prog_name="vstore", standalone_mode=False)
+        result = app(args=args, prog_name="vstore", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except VstoreError as exc:
         typer.echo(f"Error: {exc}", err=True)

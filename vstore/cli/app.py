@@ -11,26 +11,11 @@ from typing import Annotated, Any
 
 import typer
 
+from vstore.cli import help
 from vstore.config import Settings
+from vstore.db.knobs import DEFAULT_EF_SEARCH
 
-
-def _hide_flag_types() -> None:
-    """Flags take no value, so the help must not show one: typer 0.2x prints `<bool>` beside every flag
-    (--json, --exact, --help). Show types only for options that take a value."""
-    from typer.core import TyperOption
-
-    original = TyperOption.display_type_rich
-    if getattr(original, "hides_flags", False):
-        return
-
-    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
-        return None if self.is_flag else original(self, ctx)
-
-    display_type_rich.hides_flags = True  # type: ignore[attr-defined]
-    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
-
-
-_hide_flag_types()
+help.install()
 
 app = typer.Typer(
     name="vstore",
@@ -39,12 +24,55 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=help.WorkflowGroup,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"vstore {version('vstore')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Multimodal (CLIP) vector store on PostgreSQL + pgvector: ingest images and captions, search them
+    from the CLI or any SQL client, and compare pgvector with Faiss."""
+
+
 db_app = typer.Typer(help="The database: embedded server lifecycle, URL, migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout, nothing else.")]
+# The vocabulary every command shares (docs/cli.md): one spelling per idea.
+TARGET_METAVAR = "images|captions"
+KOpt = Annotated[int, typer.Option("-k", "--k", metavar="N", help="How many results (1-1000).")]
+EfSearchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--ef-search",
+        metavar="N",
+        help=f"HNSW candidate list size (default {DEFAULT_EF_SEARCH}, at least k; higher = better recall, "
+        "slower).",
+    ),
+]
+ProbesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--probes", metavar="N", help="IVF lists to scan (default 1; higher = better recall, slower)."
+    ),
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", metavar="DEVICE", help="Encoder device: auto, cpu or cuda.")
+]
 
 
 def settings(**overrides: Any) -> Settings:

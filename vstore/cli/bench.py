@@ -21,19 +21,20 @@ def bench_models_command(
         str,
         typer.Option(
             "--models",
-            metavar="NAMES",
-            help="open_clip models, comma-separated (the ImageNet DET study's set).",
+            metavar="NAME[,NAME...]",
+            help="open_clip models, comma-separated (default: the ImageNet DET study's set).",
         ),
     ] = "ViT-B-32,ViT-B-16,ViT-L-14,RN50,RN50x4,ViT-S-32",
     pretrained: Annotated[
         str, typer.Option(help="Weights: 'random' (the architecture's cost, no download) or a tag.")
     ] = "random",
     batch: Annotated[
-        int, typer.Option(help="Images and texts per encoder call (the same for every model).")
+        int,
+        typer.Option("--batch-size", help="Images and texts per encoder call (the same for every model)."),
     ] = 16,
     repeats: Annotated[int, typer.Option(help="Timed batches after one warm-up batch.")] = 3,
     threads: Annotated[int, typer.Option(help="torch threads (the same for every model).")] = 1,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[str, typer.Option(metavar="DEVICE", help="cpu or cuda.")] = "cpu",
     as_json: JsonOpt = False,
 ) -> None:
     """Compare embedding models on this machine: parameters, weights on disk, dimension, images/s and
@@ -51,7 +52,7 @@ def bench_models_command(
 
 @bench_app.command("load")
 def bench_load_command(
-    k: Annotated[int, typer.Option("-k", help="Neighbours per query.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="Neighbours per query.")] = 10,
     repeats: Annotated[int, typer.Option(help="Reads and warm queries; medians are reported.")] = 5,
     restart: Annotated[
         bool,
@@ -83,8 +84,9 @@ def bench_synth(
     profile: Annotated[
         str,
         typer.Option(
+            metavar="clusters|clip",
             help="clusters: unit vectors around spread-out centres; clip: CLIP-like (modality gap, "
-            "low intrinsic dimension, uneven clusters), see docs/benchmarks.md."
+            "low intrinsic dimension, uneven clusters), see docs/benchmarks.md.",
         ),
     ] = "clusters",
     captions_per_image: Annotated[
@@ -96,7 +98,7 @@ def bench_synth(
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same vectors).")] = 0,
     dataset: Annotated[
-        str, typer.Option(help="Dataset name (an earlier one of that name is replaced).")
+        str, typer.Option(metavar="NAME", help="Dataset name (an earlier one of that name is replaced).")
     ] = "synth",
     force: Annotated[
         bool, typer.Option("--force", help="Load even into a database that holds real datasets.")
@@ -136,7 +138,7 @@ def bench_synth(
 @bench_app.command("storage")
 def bench_storage(
     queries: Annotated[int, typer.Option(help="Query vectors (sampled from the images).")] = 20,
-    k: Annotated[int, typer.Option("-k", help="Neighbours per query.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", metavar="N", help="Neighbours per query.")] = 10,
     repeats: Annotated[int, typer.Option(help="Timed passes; latencies are medians.")] = 3,
     as_json: JsonOpt = False,
 ) -> None:

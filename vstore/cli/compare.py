@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, settings
+from vstore.cli.app import TARGET_METAVAR, app, info, print_json, settings
+from vstore.compare.names import DEFAULT_METHODS, METHOD_NAMES
 from vstore.errors import ConfigError
 
 
@@ -18,62 +19,105 @@ def compare(
         str,
         typer.Option(
             "-k",
+            "--k",
             metavar="K[,K...]",
             help="Neighbours per query; recall is recall@k. Several (-k 1,5,10,50,100) measure each "
             "method at each k in one run, and --plot then draws p50 latency against k.",
         ),
     ] = "10",
     queries: Annotated[
-        int, typer.Option(help="Query count: half captions (text->image), half held-out images.")
+        int,
+        typer.Option(
+            metavar="N",
+            help="Query count: half captions (text->image), half stored images (image->image, the image "
+            "itself left out of its answers); fewer when the database holds fewer.",
+        ),
     ] = 200,
-    seed: Annotated[int, typer.Option(help="Seed for the query sample.")] = 0,
-    target: Annotated[str, typer.Option(help="Table searched: images or captions.")] = "images",
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed for the query sample.")] = 0,
+    target: Annotated[
+        str, typer.Option(metavar=TARGET_METAVAR, help="What is searched: images or captions.")
+    ] = "images",
     methods: Annotated[
         list[str] | None,
         typer.Option(
-            "--methods", help="Comma-separated subset, e.g. pgvector-hnsw,faiss-hnsw (default: all)."
+            "--methods",
+            "-m",
+            metavar="NAME[,NAME...]",
+            help=f"Methods, comma-separated or repeated, from: {', '.join(METHOD_NAMES)}. "
+            f"Default: {', '.join(DEFAULT_METHODS)}.",
         ),
     ] = None,
-    ef_search: Annotated[str | None, typer.Option(help="HNSW sweep, e.g. 10,20,40,80,160,320.")] = None,
+    ef_search: Annotated[
+        str | None, typer.Option(metavar="N[,N...]", help="HNSW ef_search sweep, e.g. 10,20,40,80,160,320.")
+    ] = None,
     probes: Annotated[
-        str | None, typer.Option(help="IVF sweep (probes / nprobe), e.g. 1,2,4,8,16,32.")
+        str | None,
+        typer.Option(metavar="N[,N...]", help="IVF probes sweep (Faiss nprobe), e.g. 1,2,4,8,16,32."),
     ] = None,
     rerank: Annotated[
         str | None,
-        typer.Option(help="pgvector-bq sweep: Hamming candidates re-ranked exactly, e.g. 10,40,160,640."),
+        typer.Option(
+            metavar="N[,N...]",
+            help="pgvector-bq sweep: Hamming candidates re-ranked exactly, e.g. 10,40,160,640.",
+        ),
     ] = None,
-    nlist: Annotated[int | None, typer.Option(help="IVF lists for pgvector IVFFlat and Faiss IVF.")] = None,
-    m: Annotated[int | None, typer.Option("--m", help="HNSW M (default: the pgvector index's).")] = None,
+    nlist: Annotated[
+        int | None, typer.Option(metavar="N", help="IVF lists for pgvector IVFFlat and Faiss IVF.")
+    ] = None,
+    m: Annotated[
+        int | None, typer.Option("--m", metavar="N", help="HNSW M (default: the pgvector index's).")
+    ] = None,
     ef_construction: Annotated[
-        int | None, typer.Option(help="HNSW efConstruction (default: pgvector's).")
+        int | None, typer.Option(metavar="N", help="HNSW efConstruction (default: pgvector's).")
     ] = None,
     metric: Annotated[
         str,
         typer.Option(
+            metavar="cosine|ip|l2",
             help="Distance: cosine (<=>), ip (<#>) or l2 (<->), with a pgvector index of the matching "
-            "operator class built for the run, and the same Faiss metric (ip for cosine)."
+            "operator class built for the run, and the same Faiss metric (ip for cosine).",
         ),
     ] = "cosine",
-    threads: Annotated[int, typer.Option(help="Search threads for Faiss/numpy/sklearn (pgvector: 1).")] = 1,
-    build_threads: Annotated[int, typer.Option(help="Processes/threads for index builds, both engines.")] = 2,
-    repeats: Annotated[int, typer.Option(help="Timed passes over the queries; latencies are medians.")] = 3,
+    threads: Annotated[
+        int, typer.Option(metavar="N", help="Search threads for Faiss/numpy/sklearn (pgvector: 1).")
+    ] = 1,
+    build_threads: Annotated[
+        int, typer.Option(metavar="N", help="Processes/threads for index builds, both engines.")
+    ] = 2,
+    repeats: Annotated[
+        int, typer.Option(metavar="N", help="Timed passes over the queries; latencies are medians.")
+    ] = 3,
     keep_ivfflat: Annotated[
         bool, typer.Option(help="Keep a pgvector IVFFlat index built for the run.")
     ] = False,
     rebuild_hnsw: Annotated[
         bool, typer.Option(help="Rebuild pgvector's HNSW index to time its build (else build_s is empty).")
     ] = False,
-    json_file: Annotated[
-        Path | None, typer.Option("--json", help="Write the rows (a JSON list) here.")
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print {rows, meta} as one JSON object on stdout instead of the table, nothing else.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Write the rows (a JSON list) to FILE, the machine and run details beside it.",
+        ),
     ] = None,
     plot: Annotated[
         Path | None,
-        typer.Option(help="Write a PNG here: recall against QPS, or p50 latency against k for several -k."),
+        typer.Option(
+            metavar="FILE",
+            help="Write a PNG to FILE: recall against QPS, or p50 latency against k for several -k.",
+        ),
     ] = None,
 ) -> None:
     """pgvector (exact, HNSW, IVFFlat, binary-quantised HNSW + re-rank) against Faiss (Flat, IVF, HNSW,
-    IVF-PQ) and sklearn on the same
-    queries: recall@k, latency percentiles, QPS, build time and size per method and setting."""
+    IVF-PQ) and sklearn on the same queries: recall@k, latency percentiles, QPS, build time and size per
+    method and setting."""
     from vstore.compare.base import EF_SWEEP, PROBE_SWEEP, RERANK_SWEEP, BuildOptions
     from vstore.compare.harness import compare as run_compare
     from vstore.compare.report import format_table, write_json, write_plot
@@ -104,14 +148,17 @@ def compare(
         repeats=repeats,
         progress=info,
     )
-    typer.echo(format_table(report.rows))
+    if as_json:
+        print_json({"rows": report.to_json(), "meta": report.meta})
+    else:
+        typer.echo(format_table(report.rows))
     info(
         f"{report.meta['rows']} {target}, {report.meta['queries']} queries {report.meta['query_kinds']}, "
         f"k={k}, metric {metric}, {threads} search thread(s) on {report.meta['cpu_count']} cores"
     )
-    if json_file:
-        meta_file = write_json(report, json_file)
-        info(f"rows -> {json_file}, machine and run details -> {meta_file}")
+    if out:
+        meta_file = write_json(report, out)
+        info(f"rows -> {out}, machine and run details -> {meta_file}")
     if plot:
         write_plot(report, plot, title=f"{report.meta['rows']} {target}, k={k}")
         info(f"plot -> {plot}")

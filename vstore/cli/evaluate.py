@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, settings, warn_random_weights
+from vstore.cli.app import DeviceOpt, app, info, print_json, settings, warn_random_weights
+from vstore.compare.names import METHOD_NAMES
+from vstore.db.knobs import DEFAULT_EF_SEARCH
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -25,21 +27,22 @@ def eval_command(
         typer.Option(
             "--methods",
             "-m",
-            metavar="NAMES",
-            help="Methods, comma-separated or repeated: exact-numpy, pgvector-exact, "
-            "pgvector-hnsw, pgvector-ivfflat, faiss-flat, faiss-ivf, faiss-hnsw, faiss-ivfpq, "
-            "sklearn-brute. Default: exact-numpy, pgvector-hnsw, pgvector-ivfflat, faiss-ivf, "
-            "faiss-hnsw, faiss-ivfpq.",
+            metavar="NAME[,NAME...]",
+            help=f"Methods, comma-separated or repeated, from: {', '.join(METHOD_NAMES)}. Default: "
+            "exact-numpy, pgvector-hnsw, pgvector-ivfflat, faiss-ivf, faiss-hnsw, faiss-ivfpq.",
         ),
     ] = None,
-    k: Annotated[str, typer.Option("--k", help="k values for precision@k and NDCG@k.")] = "1,3,5,7,10",
+    k: Annotated[
+        str, typer.Option("-k", "--k", metavar="K[,K...]", help="k values for precision@k and NDCG@k.")
+    ] = "1,3,5,7,10",
     recall_k: Annotated[
-        str, typer.Option("--recall-k", help="K values for caption->image recall@K.")
+        str, typer.Option("--recall-k", metavar="K[,K...]", help="K values for caption->image recall@K.")
     ] = "1,10,50,100",
     queries_file: Annotated[
         Path | None,
         typer.Option(
             "--queries-file",
+            metavar="FILE",
             help="External queries, one a line: a text, or the path of an image not "
             "in the dataset (relative to the file). Scored by precision@k against the exact top-1 and "
             "NDCG@k.",
@@ -56,21 +59,39 @@ def eval_command(
     ] = None,
     dataset: Annotated[
         str | None,
-        typer.Option(help="Take the queries from this dataset only (by name; see `vstore datasets`)."),
+        typer.Option(
+            metavar="NAME", help="Take the queries from this dataset only (by name; see `vstore datasets`)."
+        ),
     ] = None,
-    limit: Annotated[
-        int, typer.Option(help="At most this many caption and image queries each (seeded sample); 0 = all.")
+    queries: Annotated[
+        int,
+        typer.Option(
+            "--queries",
+            metavar="N",
+            help="At most this many caption and image queries each (seeded sample); 0 = all.",
+        ),
     ] = 1000,
     ef_search: Annotated[
-        str, typer.Option("--ef-search", help="HNSW ef_search settings to evaluate, comma-separated.")
-    ] = "40",
+        str,
+        typer.Option(
+            "--ef-search", metavar="N[,N...]", help="HNSW ef_search settings to evaluate, comma-separated."
+        ),
+    ] = str(DEFAULT_EF_SEARCH),
     probes: Annotated[
         str | None,
-        typer.Option("--probes", help="IVF probes/nprobe settings, comma-separated (default: sqrt(lists))."),
+        typer.Option(
+            "--probes",
+            metavar="N[,N...]",
+            help="IVF probes settings (Faiss nprobe), comma-separated (default: sqrt(lists)).",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the query sample.")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="Seed of the query sample.")] = 0,
     metric: Annotated[
-        str, typer.Option(help="Distance for pgvector and Faiss: cosine (<=>), ip (<#>) or l2 (<->).")
+        str,
+        typer.Option(
+            metavar="cosine|ip|l2",
+            help="Distance for pgvector and Faiss: cosine (<=>), ip (<#>) or l2 (<->).",
+        ),
     ] = "cosine",
     threshold: Annotated[
         bool,
@@ -80,17 +101,25 @@ def eval_command(
             "over the pairs among each image's 10 nearest (positive = a shared label).",
         ),
     ] = False,
-    device: Annotated[
-        str | None, typer.Option(help="Encoder device for external queries: auto, cpu, cuda.")
-    ] = None,
-    json_file: Annotated[
-        Path | None, typer.Option("--json", help="Write method -> metric -> value to FILE.")
+    device: DeviceOpt = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print method -> metric -> value as JSON on stdout instead of the tables."
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Write method -> metric -> value to FILE (JSON)."),
     ] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write precision@k against k to FILE.png.")
+        Path | None, typer.Option("--plot", metavar="FILE", help="Write precision@k against k to FILE (PNG).")
     ] = None,
     roc_plot: Annotated[
-        Path | None, typer.Option("--roc-plot", help="With --threshold: write the ROC curves to FILE.png.")
+        Path | None,
+        typer.Option(
+            "--roc-plot", metavar="FILE", help="With --threshold: write the ROC curves to FILE (PNG)."
+        ),
     ] = None,
 ) -> None:
     """Measure retrieval quality per search method on this database's own data.
@@ -100,7 +129,7 @@ def eval_command(
     relevant); image->image precision@k (truth: the image itself); with --queries-file, precision@k against
     the exact top-1 and NDCG@k; zero-shot top-1/top-5 accuracy per template when images have labels
     (class folders; 'cat|dog' is two labels); and the mean/max cosine of true caption-image pairs.
-    Example: vstore eval --json eval.json --plot eval.png"""
+    Example: vstore eval --out eval.json --plot eval.png"""
     from vstore.db.migrations import require_model
     from vstore.evaluation import metrics
     from vstore.evaluation.harness import evaluate, parse_ks
@@ -119,7 +148,7 @@ def eval_command(
         queries_file=queries_file,
         templates=template or (),
         dataset=dataset,
-        limit=limit or None,
+        limit=queries or None,
         ef_search=_ints(ef_search) or None,
         probes=_ints(probes),
         seed=seed,
@@ -127,10 +156,13 @@ def eval_command(
         threshold=threshold,
         progress=info,
     )
-    typer.echo(render(report), nl=False)
-    if json_file is not None:
-        json_file.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
-        info(f"wrote {json_file}")
+    if as_json:
+        print_json(report.as_json())
+    else:
+        typer.echo(render(report), nl=False)
+    if out is not None:
+        out.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+        info(f"wrote {out}")
     if plot is not None:
         info(f"wrote {plot_precision(report, plot)}")
     if roc_plot is not None:

@@ -14,23 +14,35 @@ from vstore.errors import ConfigError
 @app.command()
 def export(
     out_dir: Annotated[
-        Path, typer.Argument(help="Directory to write the vectors, ids, metadata and manifest to.")
+        Path,
+        typer.Argument(
+            metavar="FOLDER", help="Directory to write the vectors, ids, metadata and manifest to."
+        ),
     ],
     format: Annotated[
-        str, typer.Option("--format", help="npy (float32 arrays + CSV metadata) or parquet.")
+        str,
+        typer.Option(
+            "--format", metavar="npy|parquet", help="npy (float32 arrays + CSV metadata) or parquet."
+        ),
     ] = "npy",
-    table: Annotated[str, typer.Option("--table", help="images, captions or both.")] = "both",
+    target: Annotated[
+        str,
+        typer.Option(
+            "--target", metavar="images|captions|both", help="Which vectors: images, captions or both."
+        ),
+    ] = "both",
     chunk_rows: Annotated[int, typer.Option(help="Rows held in memory at a time while streaming.")] = 8192,
     as_json: JsonOpt = False,
 ) -> None:
     """Stream vectors out of the database (binary COPY, constant memory) with their database ids and
-    metadata: <table>.npy, <table>_ids.npy, <table>_meta.csv (or <table>.parquet) and manifest.json."""
+    metadata: images.npy, images_ids.npy, images_meta.csv (or images.parquet), the same for captions, and
+    manifest.json."""
     from vstore.compare.export import EXPORT_TABLES
     from vstore.compare.export import export as run_export
 
-    if table not in (*EXPORT_TABLES, "both"):
-        raise ConfigError(f"--table must be images, captions or both (got {table!r}).")
-    tables = EXPORT_TABLES if table == "both" else (table,)
+    if target not in (*EXPORT_TABLES, "both"):
+        raise ConfigError(f"--target must be images, captions or both (got {target!r}).")
+    tables = EXPORT_TABLES if target == "both" else (target,)
     report = run_export(
         settings(),
         out_dir,

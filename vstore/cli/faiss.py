@@ -7,20 +7,37 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import JsonOpt, app, info, print_json, settings, warn, warn_random_weights
+from vstore.cli.app import (
+    TARGET_METAVAR,
+    EfSearchOpt,
+    JsonOpt,
+    KOpt,
+    ProbesOpt,
+    app,
+    info,
+    print_json,
+    settings,
+    warn,
+    warn_random_weights,
+)
+from vstore.db.knobs import DEFAULT_EF_SEARCH
 from vstore.errors import ConfigError
 
 faiss_app = typer.Typer(
     help="The Faiss side index: build it from an export or the database, search it.", no_args_is_help=True
 )
 app.add_typer(faiss_app, name="faiss")
-TableOpt = Annotated[str, typer.Option("--table", help="Which vectors: images or captions.")]
+TargetOpt = Annotated[
+    str, typer.Option("--target", metavar=TARGET_METAVAR, help="Which vectors: images or captions.")
+]
 
 
 @faiss_app.command("build")
 def faiss_build(
-    type: Annotated[str, typer.Option("--type", help="flat (exact), ivf, hnsw or ivfpq.")] = "hnsw",
-    table: TableOpt = "images",
+    type: Annotated[
+        str, typer.Option("--type", metavar="flat|ivf|hnsw|ivfpq", help="flat (exact), ivf, hnsw or ivfpq.")
+    ] = "hnsw",
+    target: TargetOpt = "images",
     nlist: Annotated[
         int | None, typer.Option(help="IVF lists (default: rows/1000, as pgvector advises).")
     ] = None,
@@ -35,10 +52,13 @@ def faiss_build(
     ] = None,
     from_export: Annotated[
         Path | None,
-        typer.Option("--from", help="Build from this `vstore export` directory, not the database."),
+        typer.Option(
+            "--from", metavar="FOLDER", help="Build from this `vstore export` directory, not the database."
+        ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Index directory (default $VSTORE_HOME/faiss/TABLE-TYPE).")
+        Path | None,
+        typer.Option(metavar="FOLDER", help="Index directory (default $VSTORE_HOME/faiss/TARGET-TYPE)."),
     ] = None,
     threads: Annotated[int, typer.Option(help="Faiss build threads.")] = 2,
     as_json: JsonOpt = False,
@@ -49,7 +69,7 @@ def faiss_build(
     manifest = build_side_index(
         settings(),
         type,
-        table=table,
+        table=target,
         from_export=from_export,
         out_dir=out,
         m=m,
@@ -72,16 +92,19 @@ def faiss_search(
     text: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
     image: Annotated[Path | None, typer.Option("--image", help="Query by an image file.")] = None,
     like: Annotated[int | None, typer.Option("--like", help="Query by a stored image's id.")] = None,
-    k: Annotated[int, typer.Option("-k", help="How many results (1-1000).")] = 10,
+    k: KOpt = 10,
     index: Annotated[
-        Path | None, typer.Option("--index", help="Index directory (default: --type's).")
+        Path | None, typer.Option("--index", metavar="FOLDER", help="Index directory (default: --type's).")
     ] = None,
     type: Annotated[
-        str, typer.Option("--type", help="Which default index: flat, ivf, hnsw, ivfpq.")
+        str,
+        typer.Option(
+            "--type", metavar="flat|ivf|hnsw|ivfpq", help="Which default index: flat, ivf, hnsw, ivfpq."
+        ),
     ] = "hnsw",
-    table: TableOpt = "images",
-    nprobe: Annotated[int | None, typer.Option(help="IVF lists to scan.")] = None,
-    ef_search: Annotated[int | None, typer.Option(help="HNSW efSearch (default 40).")] = None,
+    target: TargetOpt = "images",
+    probes: ProbesOpt = None,
+    ef_search: EfSearchOpt = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Rebuild the index first when the database changed since.")
     ] = False,
@@ -99,7 +122,7 @@ def faiss_search(
     if not 1 <= k <= 1000:
         raise ConfigError("-k must be between 1 and 1000.")
     s = settings()
-    side = SideIndex.load(index or default_index_dir(s, table, type))
+    side = SideIndex.load(index or default_index_dir(s, target, type))
     with Store(s) as store:
         model = store.model
         side.check_model(model.name, model.pretrained, model.dim)
@@ -121,7 +144,7 @@ def faiss_search(
         else:
             vector = store.image_vector(like)  # type: ignore[arg-type]
     exclude = like if side.manifest.table == "images" else None
-    hits = side.search(vector, k, nprobe=nprobe, ef_search=ef_search, exclude_id=exclude)
+    hits = side.search(vector, k, nprobe=probes, ef_search=ef_search or DEFAULT_EF_SEARCH, exclude_id=exclude)
     rows = describe_hits(s, side.manifest.table, hits)
     if as_json:
         for row in rows:

@@ -6,19 +6,21 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import JsonOpt, app, info, print_json, settings
+from vstore.cli.app import TARGET_METAVAR, JsonOpt, app, info, print_json, settings
 from vstore.errors import ConfigError
 
 index_app = typer.Typer(help="Vector indexes: create (HNSW or IVFFlat), drop, status.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
-TableOpt = Annotated[str, typer.Option("--table", help="Which vectors: images or captions.")]
-KindOpt = Annotated[str, typer.Option("--type", help="Index type: hnsw or ivfflat.")]
+TargetOpt = Annotated[
+    str, typer.Option("--target", metavar=TARGET_METAVAR, help="Which vectors: images or captions.")
+]
+KindOpt = Annotated[str, typer.Option("--type", metavar="hnsw|ivfflat", help="Index type: hnsw or ivfflat.")]
 
 
 @index_app.command("create")
 def index_create(
-    table: TableOpt = "images",
+    target: TargetOpt = "images",
     kind: KindOpt = "hnsw",
     m: Annotated[int | None, typer.Option("--m", help="HNSW: links per node (default 16).")] = None,
     ef_construction: Annotated[
@@ -42,11 +44,11 @@ def index_create(
         and (m is not None or ef_construction is not None)
     ):
         raise ConfigError("--m/--ef-construction are for --type hnsw, --lists for --type ivfflat.")
-    index_name(table, kind)  # checks both against the allow-lists before anything is printed or run
+    index_name(target, kind)  # checks both against the allow-lists before anything is printed or run
     check_index_options(kind, m=m, ef_construction=ef_construction, lists=lists)  # and pgvector's ranges
-    info(f"building the {kind} index on {table} (`vstore index status` in another shell shows progress) ...")
+    info(f"building the {kind} index on {target} (`vstore index status` in another shell shows progress) ...")
     with connection(settings(), autocommit=True) as conn:
-        index = create_index(conn, table, kind, m=m, ef_construction=ef_construction, lists=lists)
+        index = create_index(conn, target, kind, m=m, ef_construction=ef_construction, lists=lists)
     if as_json:
         print_json(index)
     else:
@@ -54,14 +56,14 @@ def index_create(
 
 
 @index_app.command("drop")
-def index_drop(table: TableOpt = "images", kind: KindOpt = "hnsw") -> None:
+def index_drop(target: TargetOpt = "images", kind: KindOpt = "hnsw") -> None:
     """Drop a vector index. Searches then scan every row (exact, slow) unless another index exists."""
     from vstore.db.connect import connection
     from vstore.db.indexes import drop_index, index_name
 
     with connection(settings(), autocommit=True) as conn:
-        drop_index(conn, table, kind)
-    info(f"dropped {index_name(table, kind)}")
+        drop_index(conn, target, kind)
+    info(f"dropped {index_name(target, kind)}")
 
 
 @index_app.command("status")

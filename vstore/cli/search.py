@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import app, info, print_json, settings, warn, warn_random_weights
+from vstore.cli.app import (
+    TARGET_METAVAR,
+    DeviceOpt,
+    EfSearchOpt,
+    KOpt,
+    ProbesOpt,
+    app,
+    info,
+    print_json,
+    settings,
+    warn,
+    warn_random_weights,
+)
 from vstore.errors import ConfigError
 from vstore.search.options import TARGETS, Target
 
@@ -47,27 +59,25 @@ def search(
         ),
     ] = None,
     target: Annotated[
-        str, typer.Option("--target", "-t", help="What to return: images or captions.")
+        str,
+        typer.Option("--target", "-t", metavar=TARGET_METAVAR, help="What to return: images or captions."),
     ] = "images",
-    k: Annotated[int, typer.Option("-k", help="How many results (1-1000).")] = 10,
+    k: KOpt = 10,
     dataset: Annotated[
         str | None,
-        typer.Option(help="Only results from this dataset (by name; `vstore datasets` lists them)."),
-    ] = None,
-    split: Annotated[str | None, typer.Option(help="Only images of this split (train, val ...).")] = None,
-    ef_search: Annotated[
-        int | None,
         typer.Option(
-            help="HNSW candidate list size (default 100, at least k; higher = better recall, slower)."
+            metavar="NAME", help="Only results from this dataset (by name; `vstore datasets` lists them)."
         ),
     ] = None,
-    probes: Annotated[
-        int | None, typer.Option(help="IVFFlat lists to scan (default 1; higher = better recall, slower).")
+    split: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only images of this split (train, val ...).")
     ] = None,
+    ef_search: EfSearchOpt = None,
+    probes: ProbesOpt = None,
     exact: Annotated[
         bool, typer.Option("--exact", help="Exact scan of every row, no index (slow, exact).")
     ] = False,
-    device: Annotated[str | None, typer.Option(help="Encoder device: auto, cpu, cuda.")] = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search images or captions by text, image file, or stored image, nearest first (cosine distance).
@@ -75,8 +85,9 @@ def search(
     Examples: vstore search "a dog on a skateboard"; vstore search --image photo.jpg --target captions;
     vstore search --like 42 -k 5 --json. Query arithmetic: vstore search 2:"a cat" --plus beach.jpg
     --minus snow (the weighted sum of the terms' vectors, renormalised; with --plus/--minus the query may
-    be TEXT, --image or --like, each with its weight). Searched texts are cached, so SQL clients can then
-    run SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
+    be TEXT, --image or --like, each with its weight; a weight prefix like 2: reads the same without
+    them). Searched texts are cached, so SQL clients can then run
+    SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
     from vstore.search.store import SearchOptions, SearchQuery, Store
 
     query = SearchQuery(text=text, image=image, like=like, plus=plus or (), minus=minus or ())
@@ -122,7 +133,7 @@ def search(
 @app.command("embed-text")
 def embed_text(
     texts: Annotated[list[str], typer.Argument(help="One or more texts to encode and cache.")],
-    device: Annotated[str | None, typer.Option(help="Encoder device: auto, cpu, cuda.")] = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Encode texts into the text_queries cache, so SQL clients can search with vstore.text('...')."""

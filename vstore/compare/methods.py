@@ -25,25 +25,19 @@ from collections.abc import Iterator, Sequence
 from vstore.compare.base import BuildOptions, Corpus, SearchMethod
 from vstore.compare.exact import NumpyExact, SklearnBrute
 from vstore.compare.faiss_methods import faiss_method
+from vstore.compare.names import DEFAULT_METHODS, EXACT_METHODS, METHOD_NAMES
+
+__all__ = [
+    "DEFAULT_METHODS",
+    "EXACT_METHODS",
+    "METHOD_NAMES",
+    "build_method",
+    "iter_methods",
+    "iter_settings",
+    "parse_methods",
+]
 from vstore.config import Settings
 from vstore.errors import ConfigError
-
-EXACT_METHODS = ("exact-numpy", "faiss-flat", "sklearn-brute", "pgvector-exact")
-METHOD_NAMES = (
-    "pgvector-exact",
-    "pgvector-hnsw",
-    "pgvector-ivfflat",
-    "pgvector-bq",
-    "faiss-flat",
-    "faiss-ivf",
-    "faiss-hnsw",
-    "faiss-ivfpq",
-    "sklearn-brute",
-    "exact-numpy",
-    "annoy",
-)
-# exact-numpy is the ground truth; annoy is an optional dependency (the bench extra), asked for by name.
-DEFAULT_METHODS = tuple(m for m in METHOD_NAMES if m not in ("exact-numpy", "annoy"))
 
 
 def build_method(

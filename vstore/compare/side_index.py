@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vstore.config import Settings
+from vstore.db.knobs import DEFAULT_EF_SEARCH
 from vstore.encode.paths import filesystem_path
 from vstore.errors import ConfigError, ForeignIndex, ModelMismatch, NotFound
 
@@ -208,7 +209,7 @@ class SideIndex:
         if nprobe is not None and self.manifest.type in ("ivf", "ivfpq"):
             faiss.extract_index_ivf(self.index).nprobe = nprobe
         if self.manifest.type == "hnsw":
-            self.index.hnsw.efSearch = max(ef_search or 40, k + 1)
+            self.index.hnsw.efSearch = max(ef_search or DEFAULT_EF_SEARCH, k + 1)
         want = k + (exclude_id is not None)
         scores, rows = self.index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), want)
         hits = [

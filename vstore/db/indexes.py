@@ -17,6 +17,7 @@ from psycopg import sql
 
 from vstore.db import knobs, locks
 from vstore.db.connect import scalar
+from vstore.db.knobs import DEFAULT_EF_SEARCH  # noqa: F401 (re-exported: searches import it here)
 from vstore.errors import ConfigError, NotFound
 
 VECTOR_TABLES = ("images", "captions")
@@ -30,8 +31,6 @@ METRICS = {"cosine": ("cosine", "<=>"), "ip": ("ip", "<#>"), "l2": ("l2", "<->")
 # list_indexes tells it apart by its expression.
 BQ_KIND = "bq"
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
-# hnsw.ef_search for searches: 100 gives recall@10 >= 0.95 at 100k rows (docs/search.md); pgvector's is 40
-DEFAULT_EF_SEARCH = 100
 STORAGE_TYPES = ("vector", "halfvec")  # column types of images/captions.embedding (`vstore init --storage`)
 
 

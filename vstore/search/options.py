@@ -77,7 +77,11 @@ class SearchQuery:
 
     @property
     def arithmetic(self) -> bool:
-        return bool(self.plus or self.minus)
+        """Plus/minus terms, or a weighted text ('2:a cat'): a weight prefix means the same with or without
+        --plus/--minus (alone, the weight scales a unit vector, so '2:a cat' searches like 'a cat')."""
+        from vstore.search.arithmetic import WEIGHT
+
+        return bool(self.plus or self.minus or (self.text is not None and WEIGHT.match(self.text)))
 
     def terms(self) -> list[QueryTerm]:
         from vstore.search.arithmetic import QueryTerm, parse_terms
