@@ -102,7 +102,9 @@ def finetune(
     lock_image: Annotated[bool, typer.Option("--lock-image", help="Freeze the image tower.")] = False,
     lock_text: Annotated[bool, typer.Option("--lock-text", help="Freeze the text tower.")] = False,
     out: Annotated[Path | None, typer.Option(help="Run directory (default: ./finetune-<UTC time>).")] = None,
-    device: Annotated[str | None, typer.Option(help="auto (cuda when available), cpu or cuda.")] = None,
+    device: Annotated[
+        str | None, typer.Option(metavar="DEVICE", help="auto (cuda when available), cpu or cuda.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the held-out split, data order and crops.")] = 0,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted run in --out (its recipe applies).")

@@ -123,7 +123,9 @@ def ingest(
         str | None,
         typer.Option(help="Weights for a new database: a tag (openai), a checkpoint path, or 'random'."),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto (cuda when available), cpu or cuda.")] = None,
+    device: Annotated[
+        str | None, typer.Option(metavar="DEVICE", help="auto (cuda when available), cpu or cuda.")
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Images per encoder batch and per commit (64).")
     ] = None,

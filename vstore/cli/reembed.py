@@ -52,7 +52,9 @@ def reembed(
     model: Annotated[
         str | None, typer.Option(help="open_clip architecture of the new weights (default: the database's).")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto (cuda when available), cpu or cuda.")] = None,
+    device: Annotated[
+        str | None, typer.Option(metavar="DEVICE", help="auto (cuda when available), cpu or cuda.")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Rows per encoder batch and commit (64).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> int:

@@ -15,7 +15,9 @@ def serve(
         str, typer.Option(help="Address to listen on. 127.0.0.1 (default) is this machine only.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
-    device: Annotated[str | None, typer.Option(help="Encoder device: auto, cpu, cuda.")] = None,
+    device: Annotated[
+        str | None, typer.Option(metavar="DEVICE", help="Encoder device: auto, cpu or cuda.")
+    ] = None,
 ) -> None:
     """Serve the web page and the JSON API (OpenAPI at /docs) with the database's model loaded once.
 
