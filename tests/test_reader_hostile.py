@@ -60,11 +60,15 @@ def _run_bounded(function: Callable[[], Any]) -> Any:
 
 @contextmanager
 def reader_holding_every_key(url: str) -> Iterator[psycopg.Connection]:
-    """A reader session holding every advisory key (exclusively, so shared takers wait too) and, where it
-    may, every row of vstore's lock table."""
+    """A reader session holding every advisory key (exclusively, so shared takers wait too), where it may:
+    where vstore took the advisory functions from PUBLIC it holds none, and the owner's commands must
+    finish all the same."""
     with psycopg.connect(url, autocommit=True) as conn:
         for key in _keys():
-            assert conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (True,)
+            try:
+                assert conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (True,)
+            except psycopg.errors.InsufficientPrivilege:
+                break
         try:
             yield conn
         finally:
@@ -119,7 +123,10 @@ def test_reader_holding_the_bulk_load_key_does_not_stop_the_rebuild_of_deferred_
         defer_indexes(conn, "images")
         with reader_holding_every_key(reader.url) as hostile:
             for key in _keys():  # a shared hold too: what the bulk-load lease used to be
-                hostile.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
+                try:
+                    hostile.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
+                except psycopg.errors.InsufficientPrivilege:
+                    break
             assert _run_bounded(lambda: rebuild_deferred(conn)) == ["images_embedding_hnsw"]
 
 
@@ -276,19 +283,38 @@ def test_reader_grants_survive_a_downgrade_and_upgrade(quick, tiny_encoder, tmp_
             owner.execute("DROP ROLE vstore_test_custom_reader")
 
 
-def test_migration_behind_a_reader_holding_the_migration_key_names_the_reader(quick):
+def test_migration_behind_a_session_holding_the_migration_key_names_it(quick):
+    """Advisory keys are taken from PUBLIC only where vstore's user is a superuser owning the database;
+    elsewhere any role may hold the migration key: the migration waits a bounded time and names it."""
     from vstore.db.locks import MIGRATIONS
     from vstore.db.migrations import upgrade
     from vstore.errors import LockTimeout
 
-    reader = ensure_reader(quick)
-    with psycopg.connect(reader.url, autocommit=True) as hostile:
-        hostile.execute("SELECT pg_advisory_lock(%s)", (MIGRATIONS.key,))
+    with psycopg.connect(quick.database_url, autocommit=True, application_name="psql") as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATIONS.key,))
         with pytest.raises(LockTimeout) as caught:
             _run_bounded(lambda: upgrade(quick))
-        pid = hostile.info.backend_pid
+        pid = holder.info.backend_pid
     message = str(caught.value)
-    assert "\n" not in message and f"pid {pid} (role vstore_reader" in message
+    assert "\n" not in message and f"pid {pid} (role " in message and "psql" in message
+
+
+def test_reader_may_not_take_advisory_locks_or_create_large_objects(quick):
+    """With advisory locks a reader could hold vstore's keys, or fill the server's shared lock table so
+    that every session's next lock fails; a large object is storage it could create without CREATE."""
+    reader = ensure_reader(quick)
+    with _reader_session(reader.url) as conn:
+        for statement in (
+            "SELECT pg_advisory_lock(4242001)",
+            "SELECT pg_try_advisory_lock_shared(1, 2)",
+            "SELECT pg_advisory_xact_lock(k) FROM generate_series(1, 100000) k",
+            "SELECT lo_create(0)",
+            "SELECT lo_from_bytea(0, 'payload')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with connection(quick, autocommit=True) as owner:  # vstore's own sessions keep them
+        assert owner.execute("SELECT pg_try_advisory_lock(4242001)").fetchone() == (True,)
 
 
 def test_cli_index_drop_behind_a_readers_open_transaction_is_one_line_naming_it(quick, monkeypatch, capsys):

@@ -66,6 +66,48 @@ def _exists(conn: psycopg.Connection, kind: str, name: str) -> bool:
     return conn.execute(query, (name,)).fetchone() == (True,)
 
 
+# Functions every role may call by default that let a reader interfere: advisory locks (it could hold
+# vstore's keys, or take so many that the server's shared lock table is full and every session's next lock
+# fails with "out of shared memory") and large objects (rows it could create: storage, despite no CREATE).
+PUBLIC_FUNCTIONS_TAKEN = (
+    "pg_advisory_lock(bigint)",
+    "pg_advisory_lock(integer, integer)",
+    "pg_advisory_lock_shared(bigint)",
+    "pg_advisory_lock_shared(integer, integer)",
+    "pg_try_advisory_lock(bigint)",
+    "pg_try_advisory_lock(integer, integer)",
+    "pg_try_advisory_lock_shared(bigint)",
+    "pg_try_advisory_lock_shared(integer, integer)",
+    "pg_advisory_xact_lock(bigint)",
+    "pg_advisory_xact_lock(integer, integer)",
+    "pg_advisory_xact_lock_shared(bigint)",
+    "pg_advisory_xact_lock_shared(integer, integer)",
+    "pg_try_advisory_xact_lock(bigint)",
+    "pg_try_advisory_xact_lock(integer, integer)",
+    "pg_try_advisory_xact_lock_shared(bigint)",
+    "pg_try_advisory_xact_lock_shared(integer, integer)",
+    "lo_create(oid)",
+    "lo_creat(integer)",
+    "lo_from_bytea(oid, bytea)",
+)
+
+
+def _take_public_functions(conn: psycopg.Connection) -> bool:
+    """REVOKE EXECUTE on PUBLIC_FUNCTIONS_TAKEN from PUBLIC in this database (pg_proc is per database),
+    when this user is a superuser that owns the database (the embedded server's case): the functions are
+    pg_catalog's, so only a superuser may, and on a database shared with other applications it is not
+    vstore's call. Superusers, vstore's owner among them, keep them. Returns whether it did."""
+    row = conn.execute(
+        "SELECT r.rolsuper AND d.datdba = r.oid FROM pg_roles r, pg_database d "
+        "WHERE r.rolname = current_user AND d.datname = current_database()"
+    ).fetchone()
+    if row != (True,):
+        return False
+    functions = sql.SQL(", ").join(sql.SQL(signature) for signature in PUBLIC_FUNCTIONS_TAKEN)
+    conn.execute(sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(functions))
+    return True
+
+
 def grant_reader(conn: psycopg.Connection, name: str) -> None:
     """(Re)apply the reader's rights on this database, statements only, in the caller's transaction (the
     migrations call it too, so that a downgrade and upgrade never strips the role).
@@ -107,6 +149,7 @@ def grant_reader(conn: psycopg.Connection, name: str) -> None:
                 sql.SQL(", ").join(sql.Identifier("public", t) for t in tables), role
             )
         )
+    _take_public_functions(conn)
     _mark(conn, name)  # after RESET ALL above, which removed it
 
 
