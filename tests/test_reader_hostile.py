@@ -327,7 +327,7 @@ def test_cli_index_drop_behind_a_readers_open_transaction_is_one_line_naming_it(
     with psycopg.connect(reader.url) as hostile:  # an open transaction that read images
         hostile.execute("SELECT count(*) FROM images")
         pid = hostile.info.backend_pid
-        assert _run_bounded(lambda: main(["index", "drop", "--table", "images", "--type", "hnsw"])) == 1
+        assert _run_bounded(lambda: main(["index", "drop", "--target", "images", "--type", "hnsw"])) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("Error: ") and "Traceback" not in err[0]
     assert f"pid {pid} (role vstore_reader" in err[0]
