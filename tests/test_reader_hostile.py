@@ -398,3 +398,13 @@ def test_reembed_swap_behind_a_readers_open_transaction_names_it_and_the_rerun_c
     assert "reembed_images" in message
     report = _run_bounded(lambda: reembed(quick, str(checkpoint)))  # the reader is gone: it completes
     assert report.images == 3
+
+
+def test_index_status_under_the_reader_still_answers(quick, monkeypatch, capsys):
+    from vstore.cli import main
+
+    reader = ensure_reader(quick)
+    monkeypatch.setenv("VSTORE_DATABASE_URL", reader.url)
+    monkeypatch.setenv("VSTORE_HOME", str(quick.home))
+    assert main(["index", "status", "--json"]) == 0
+    assert "images_embedding_hnsw" in capsys.readouterr().out

@@ -312,9 +312,14 @@ def rebuild_deferred(conn: psycopg.Connection) -> list[str]:
 
 def bulk_load_running(conn: psycopg.Connection) -> bool:
     """Whether another vstore session holds the bulk-load lease (an ingest is loading with its indexes
-    deferred, or their rebuild runs). Only the owner can lock that row, so no other role can fake it."""
-    with locks.holding_row(conn, locks.BULK_LOAD, wait=False) as probe:
-        return not probe.held
+    deferred, or their rebuild runs). Only the owner can lock that row, so no other role can fake it. A
+    session that may not lock it (`vstore index status` under the reader, or on a standby) gets whether any
+    vstore lock row is held, from pg_locks."""
+    try:
+        with locks.holding_row(conn, locks.BULK_LOAD, wait=False) as probe:
+            return not probe.held
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction):
+        return locks.rows_held(conn)  # the reader, or a standby
 
 
 def set_query_knobs(

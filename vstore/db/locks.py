@@ -132,6 +132,15 @@ def _row_holders(conn: psycopg.Connection, lock: RowLock) -> list[int]:
     return exact or [int(pid) for pid, _ in rows]
 
 
+def rows_held(conn: psycopg.Connection) -> bool:
+    """Whether another session holds a lock on some row of vstore.locks (readable by any role)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND granted "
+        "AND relation = to_regclass('vstore.locks') AND mode = 'RowShareLock' AND pid <> pg_backend_pid())"
+    ).fetchone()
+    return bool(row and row[0])
+
+
 def take_row(conn: psycopg.Connection, lock: RowLock, *, shared: bool = False, wait: bool = True) -> bool:
     """Lock the lock's row of vstore.locks until the caller's transaction ends (call it inside one).
     Exclusive (FOR UPDATE) or shared (FOR SHARE). With `wait`, waits at most lock_timeout and raises
