@@ -59,16 +59,19 @@ def _run_bounded(function: Callable[[], Any]) -> Any:
 
 
 @contextmanager
-def reader_holding_every_key(url: str) -> Iterator[psycopg.Connection]:
-    """A reader session holding every advisory key (exclusively, so shared takers wait too), where it may:
-    where vstore took the advisory functions from PUBLIC it holds none, and the owner's commands must
-    finish all the same."""
+def reader_holding_every_key(url: str, settings: Settings | None = None) -> Iterator[psycopg.Connection]:
+    """A reader session holding every advisory key (exclusively, so shared takers wait too). With
+    `settings`, the reader is first given the advisory functions vstore took from PUBLIC there: the case
+    of a server where vstore's user could not take them (not a superuser owning the database)."""
+    if settings is not None:
+        from vstore.db.roles import PUBLIC_FUNCTIONS_TAKEN
+
+        advisory = [f for f in PUBLIC_FUNCTIONS_TAKEN if "advisory" in f]
+        with connection(settings, autocommit=True) as owner:
+            owner.execute(f"GRANT EXECUTE ON FUNCTION {', '.join(advisory)} TO vstore_reader")
     with psycopg.connect(url, autocommit=True) as conn:
         for key in _keys():
-            try:
-                assert conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (True,)
-            except psycopg.errors.InsufficientPrivilege:
-                break
+            assert conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone() == (True,)
         try:
             yield conn
         finally:
@@ -95,7 +98,7 @@ def test_reader_holding_every_lock_key_does_not_block_or_fake_a_bulk_ingest(quic
     reader = ensure_reader(quick)
     _images(tmp_path / "photos", 4, seed=10)
     bulk = replace(quick, bulk_load_rows=1)  # defers the indexes: the lease, the drop and the rebuild
-    with reader_holding_every_key(reader.url):
+    with reader_holding_every_key(reader.url, quick):
         report = _run_bounded(lambda: ingest(bulk, tmp_path / "photos", encoder=tiny_encoder))
     assert report.dataset == "photos" and report.added == 4
     assert sorted(report.indexes_rebuilt) == ["captions_embedding_hnsw", "images_embedding_hnsw"]
@@ -121,12 +124,9 @@ def test_reader_holding_the_bulk_load_key_does_not_stop_the_rebuild_of_deferred_
     reader = ensure_reader(quick)
     with connection(quick, autocommit=True) as conn:
         defer_indexes(conn, "images")
-        with reader_holding_every_key(reader.url) as hostile:
+        with reader_holding_every_key(reader.url, quick) as hostile:
             for key in _keys():  # a shared hold too: what the bulk-load lease used to be
-                try:
-                    hostile.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
-                except psycopg.errors.InsufficientPrivilege:
-                    break
+                hostile.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
             assert _run_bounded(lambda: rebuild_deferred(conn)) == ["images_embedding_hnsw"]
 
 
@@ -134,7 +134,7 @@ def test_reader_holding_every_lock_key_does_not_block_init(quick):
     from vstore.db.migrations import init
 
     reader = ensure_reader(quick)
-    with reader_holding_every_key(reader.url):
+    with reader_holding_every_key(reader.url, quick):
         spec = _run_bounded(lambda: init(quick))
     assert spec.name == "vstore-tiny"
 
@@ -165,7 +165,7 @@ def test_reader_holding_every_lock_key_does_not_block_or_fake_reembed(quick, tin
     ingest(quick, tmp_path / "photos", encoder=tiny_encoder)
     checkpoint = make_checkpoint(tmp_path / "other.pt")
     reader = ensure_reader(quick)
-    with reader_holding_every_key(reader.url):
+    with reader_holding_every_key(reader.url, quick):
         report = _run_bounded(lambda: reembed(quick, str(checkpoint)))
     assert report.images == 3
 
