@@ -115,8 +115,8 @@ def caption(rng: np.random.Generator) -> str:
 
 
 def make_coco_folder(root: Path, images: int, seed: int = 0) -> tuple[Path, list[str]]:
-    """root/val2017/*.jpg (640x480, tests/imagegen.py pictures) + annotations with 1-5 captions each."""
-    from tests import imagegen
+    """root/val2017/*.jpg (640x480, vstore/bench/imagegen.py pictures), annotations with 1-5 captions each."""
+    from vstore.bench import imagegen
 
     rng = np.random.default_rng(seed)
     entries, annotations, texts = [], [], []

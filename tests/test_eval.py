@@ -373,6 +373,7 @@ def test_cli_eval_writes_json_and_plot_and_warns_about_random_weights(
     assert code == 0, captured.err
     assert captured.err.count("has random weights") == 1
     assert "caption -> image (20 queries;" in captured.out and "exact-numpy" in captured.out
+    assert "P@k: the share of queries whose true answer is among the first k" in captured.out
     data = json.loads(out_json.read_text())
     assert data["methods"]["exact-numpy"]["caption_image.precision@1"] == pytest.approx(0.5)
     assert set(data["methods"]) == {"exact-numpy", "faiss-hnsw(ef_search=100)"}
@@ -386,9 +387,13 @@ def test_cli_eval_json_prints_the_metrics_on_stdout_and_nothing_else(settings, t
     controlled_set(settings, n=12)
     monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("VSTORE_HOME", str(tmp_path / "home"))
-    assert main(["eval", "-m", "exact-numpy", "-k", "1", "--recall-k", "1", "--json"]) == 0
+    args = ["eval", "-m", "exact-numpy", "-k", "1", "--recall-k", "1", "--template", "a {label}", "--json"]
+    assert main(args) == 0
     captured = capsys.readouterr()
     data = json.loads(captured.out)  # the whole of stdout is one JSON document
+    # no labels here: the asked-for zero-shot is said to be skipped, and why, not silently left out
+    assert data["zero_shot"] == {} and data["zero_shot_skipped"].startswith("no labelled images")
+    assert "warning: --template given, but zero-shot was skipped: no labelled images" in captured.err
     assert (
         set(data["methods"]) == {"exact-numpy"}
         and "caption_image.precision@1" in data["methods"]["exact-numpy"]

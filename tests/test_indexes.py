@@ -85,6 +85,19 @@ def test_deferred_indexes_are_listed_then_rebuilt(settings):
         assert "images_embedding_hnsw" in _names(conn)
 
 
+def test_an_ivfflat_index_with_more_lists_than_the_rows_fill_says_so(monkeypatch, capsys, settings):
+    from vstore.cli import main
+
+    monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
+    with connection(settings) as conn:
+        rows = conn.execute("SELECT count(*) FROM images").fetchone()[0]
+    assert main(["index", "create", "--target", "images", "--type", "ivfflat", "--lists", "100"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: 100 lists for {rows} rows" in err and "--lists" in err
+    assert main(["index", "create", "--target", "images", "--type", "ivfflat", "--lists", "1"]) == 0
+    assert ("warning" in capsys.readouterr().err) == (rows < 39)  # one list is sparse only below 39 rows
+
+
 def test_cli_index_commands_round_trip(monkeypatch, capsys, settings):
     from vstore.cli import main
 

@@ -65,6 +65,7 @@ def test_coco_layout_ingests_images_captions_and_counts_what_it_skips(settings, 
     assert report.added == 8 and report.failed == [] and report.ok
     assert report.uncaptioned_images == 2
     assert report.annotations_missing_file == 1
+    assert len(report.missing_files) == 1 and report.missing_files[0].endswith(".jpg")
     assert report.captions_unknown_image == 1
     assert report.captions_empty == 1
     expected_captions = sum(1 + i % 5 for i in range(6))

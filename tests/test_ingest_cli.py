@@ -36,6 +36,16 @@ def test_cli_exit_code_is_1_when_a_file_failed_and_json_lists_it(settings, tmp_p
     assert "1 file(s) failed" in captured.err
 
 
+def test_a_manifest_report_speaks_of_rows_and_names_the_missing_file(settings, tmp_path, monkeypatch, capsys):
+    _env(monkeypatch, settings)
+    imagegen.save_jpeg(tmp_path / "img" / "a.jpg", 0)
+    (tmp_path / "m.csv").write_text("path,caption\nimg/a.jpg,a square\nimg/gone.jpg,lost\n")
+    assert main(["ingest", str(tmp_path / "m.csv"), "--workers", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "1 manifest rows naming a missing file skipped" in err and "annotation" not in err
+    assert "manifest rows name files that are not on disk (skipped): img/gone.jpg" in err
+
+
 def test_cli_exit_code_is_0_and_summary_on_stderr_when_all_is_well(settings, tmp_path, monkeypatch, capsys):
     _env(monkeypatch, settings)
     imagegen.make_coco(tmp_path / "coco", n=3, uncaptioned=1)

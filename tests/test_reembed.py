@@ -298,6 +298,12 @@ def test_vstore_eval_on_the_switched_database_reproduces_the_after_scores(
     )
     assert run.split["heldout_images"] == 6 and run.split["train_images"] == 16
     reembed(current, str(tmp_path / "run"))
+    # fine-tuned from random weights: the lineage keeps the warning, and the label names the file, not a path
+    name, pretrained, _, sha, random_weights = model_row(settings)
+    assert random_weights is True and pretrained.endswith(".pt")
+    with Store(settings) as store:
+        assert store.model.random_weights
+        assert store.model.label == f"{name} (checkpoint {Path(pretrained).name}, sha256 {sha[:12]})"
     monkeypatch.setenv("VSTORE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("VSTORE_HOME", str(settings.home))
 

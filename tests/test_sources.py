@@ -80,6 +80,7 @@ def test_manifest_csv_merges_rows_of_one_image_and_counts_missing_files(tmp_path
         ("img/b.jpg", "dog", []),
     ]
     assert source.stats.annotations_missing_file == 1 and source.stats.uncaptioned_images == 1
+    assert source.stats.missing_files == ["img/gone.jpg"]
 
 
 def test_manifest_jsonl_with_caption_lists_and_a_bad_line(tmp_path):

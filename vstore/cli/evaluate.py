@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import DeviceOpt, app, info, print_json, settings, warn_random_weights
+from vstore.cli.app import DeviceOpt, app, info, print_json, settings, warn, warn_random_weights
 from vstore.compare.names import METHOD_NAMES
 from vstore.db.knobs import DEFAULT_EF_SEARCH
 
@@ -156,6 +156,8 @@ def eval_command(
         threshold=threshold,
         progress=info,
     )
+    if template and report.zero_shot_skipped:
+        warn(f"--template given, but zero-shot was skipped: {report.zero_shot_skipped}.")
     if as_json:
         print_json(report.as_json())
     else:

@@ -43,8 +43,11 @@ class _Bar:
             info("scoring the held-out split " + ("before" if event.phase == "score-before" else "after"))
             return
         if self.bar is None:
-            self.bar = tqdm(total=event.steps_total, initial=event.step - 1, unit="step", desc="finetune")
-        self.bar.update(1)
+            # The first step is the start line, not a timed step: counting it from a bar made a moment ago
+            # showed tens of thousands of steps/s.
+            self.bar = tqdm(total=event.steps_total, initial=event.step, unit="step", desc="finetune")
+        else:
+            self.bar.update(event.step - self.bar.n)
         self.bar.set_postfix_str(
             f"epoch {event.epoch + 1}, loss {event.loss:.4f}, {event.steps_per_s:.2f} steps/s"
         )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from vstore.cli.app import TARGET_METAVAR, JsonOpt, app, info, print_json, settings
+from vstore.cli.app import TARGET_METAVAR, JsonOpt, app, info, print_json, settings, warn
 from vstore.errors import ConfigError
 
 index_app = typer.Typer(help="Vector indexes: create (HNSW or IVFFlat), drop, status.", no_args_is_help=True)
@@ -49,10 +49,22 @@ def index_create(
     info(f"building the {kind} index on {target} (`vstore index status` in another shell shows progress) ...")
     with connection(settings(), autocommit=True) as conn:
         index = create_index(conn, target, kind, m=m, ef_construction=ef_construction, lists=lists)
+    if index.sparse_lists:
+        from vstore.db.indexes import default_nlist
+
+        warn(
+            f"{index.parameters['lists']} lists for {index.rows} rows: most lists hold few rows or none, "
+            f"so searches with few --probes miss neighbours; --lists {default_nlist(index.rows or 0)} suits "
+            "this table (rows/1000, at least 4), or use --type hnsw."
+        )
     if as_json:
         print_json(index)
     else:
-        info(f"built {index.name} ({index.size_bytes / 2**20:.1f} MiB)")
+        info(
+            f"built {index.name} ({index.size_bytes / 2**20:.1f} MiB, {index.rows} rows)"
+            if index.rows is not None
+            else f"built {index.name} ({index.size_bytes / 2**20:.1f} MiB)"
+        )
 
 
 @index_app.command("drop")

@@ -62,6 +62,11 @@ class _Bar:
             self.bar.close()
 
 
+def _rows_named(format: str) -> str:
+    """What names the image files in this format: COCO's annotations, a manifest's rows."""
+    return "manifest rows" if format == "manifest" else "annotations"
+
+
 def _summary(report: Any) -> None:
     splits = f" splits {', '.join(report.splits)}" if report.splits else ""
     where = f"on {report.device}" if report.device else "(model not loaded: nothing to encode)"
@@ -74,10 +79,14 @@ def _summary(report: Any) -> None:
     info(
         f"  captions: {report.captions_added} added, {report.captions_removed} removed (gone from source); "
         f"{report.uncaptioned_images} images without captions; "
-        f"{report.annotations_missing_file} annotations with a missing file skipped; "
+        f"{report.annotations_missing_file} {_rows_named(report.format)} naming a missing file skipped; "
         f"{report.captions_unknown_image} captions of unknown images skipped; "
         f"{report.captions_empty} empty captions skipped"
     )
+    if report.missing_files:
+        more = report.annotations_missing_file - len(report.missing_files)
+        named = ", ".join(report.missing_files) + (f" and {more} more" if more > 0 else "")
+        warn(f"{_rows_named(report.format)} name files that are not on disk (skipped): {named}")
     if report.captions_invalid or report.captions_duplicate:
         warn(
             f"{report.captions_invalid} captions that are not text (a list, a number) and "

@@ -33,10 +33,11 @@ class _Bar:
             if event.phase in ("swap", "indexes"):
                 info("swapping in the new vectors" if event.phase == "swap" else "rebuilding the indexes")
                 return
-            self.bar = tqdm(total=event.total, desc=event.phase, unit="row")
-        if self.bar is not None:
-            self.bar.n = event.done
-            self.bar.refresh()
+            # Rows done before the first report (a resumed run's, or the first batch) start the bar instead
+            # of counting as done in no time: that showed millions of rows/s.
+            self.bar = tqdm(total=event.total, initial=event.done, desc=event.phase, unit="row")
+        elif self.bar is not None:
+            self.bar.update(event.done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -29,7 +29,6 @@ def serve(
     if not is_loopback(host):
         warn(f"listening on {host}: anyone who can reach it can search and download the stored images.")
     current = settings(device=device)
-    info("loading the model ...")
 
     def ready(url: str, application: object) -> None:
         backend = application.state.backend  # type: ignore[attr-defined]
@@ -37,4 +36,4 @@ def serve(
         info(f"{backend.model.label} on {backend.device}{random}")
         info(f"serving {url}  (API docs: {url}docs; Ctrl-C stops)")
 
-    run_server(current, host, port, ready=ready)
+    run_server(current, host, port, ready=ready, bound=lambda: info("loading the model ..."))

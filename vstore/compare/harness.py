@@ -111,8 +111,9 @@ def _sample_table(
 
 
 def build_queries(settings: Settings, corpus: Corpus, n: int, seed: int = 0) -> QuerySet:
-    """Half cross-modal queries (captions against images, or images against captions), half held-out rows
-    of the searched table; all of one kind when the other table is empty."""
+    """Half cross-modal queries (captions against images, or images against captions), half stored rows
+    of the searched table (each left out of its own answers); all of one kind when the other table is
+    empty, and fewer than n when the tables hold fewer rows."""
     if n < 1:
         raise ConfigError("--queries must be at least 1.")
     if len(corpus) < 2:
@@ -129,6 +130,15 @@ def build_queries(settings: Settings, corpus: Corpus, n: int, seed: int = 0) -> 
     kinds = [f"{STORED}{src}->{src}"] * len(own_rows) + [f"{dst}->{src}"] * len(cross_ids)
     exclude = np.concatenate([corpus.ids[own_rows], np.full(len(cross_ids), -1, np.int64)])
     return QuerySet(np.ascontiguousarray(np.vstack(vectors), dtype=np.float32), exclude, kinds)
+
+
+def _describe_queries(query_set: QuerySet, asked: int) -> str:
+    """The first progress line: how many queries of which kinds, and why fewer than asked."""
+    counts = {kind: query_set.kinds.count(kind) for kind in dict.fromkeys(query_set.kinds)}
+    kinds = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    got = len(query_set.vectors)
+    short = f" (of {asked} asked: the database holds fewer rows to sample)" if got < asked else ""
+    return f"{got} queries{short}: {kinds}"
 
 
 def _drop_excluded(ids: np.ndarray, exclude: int, k: int) -> np.ndarray:
@@ -246,6 +256,8 @@ def compare(
     options = options or BuildOptions()
     corpus = load_corpus(settings, target)
     query_set = build_queries(settings, corpus, queries, seed)
+    if progress:
+        progress(_describe_queries(query_set, queries))
     truth = {kk: ground_truth(corpus, query_set, kk) for kk in ks}
     info = machine_info(settings, options.threads)
     info.update(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 from psycopg import sql
@@ -160,6 +160,19 @@ class IndexInfo:
     size_bytes: int
     valid: bool
     parameters: dict[str, int] = field(default_factory=dict)  # m/ef_construction or lists, from reloptions
+    rows: int | None = None  # rows indexed, where the build counted them (IVFFlat: its lists depend on it)
+
+    @property
+    def sparse_lists(self) -> bool:
+        """An IVFFlat index with fewer than 39 rows a list (k-means' own minimum, as in default_nlist): most
+        lists hold a handful of rows or none, so a search with few probes misses neighbours."""
+        lists = self.parameters.get("lists")
+        return (
+            self.kind == "ivfflat"
+            and self.rows is not None
+            and isinstance(lists, int)
+            and lists * 39 > self.rows
+        )
 
 
 def _parameters(reloptions: list[str] | None) -> dict[str, int]:
@@ -222,7 +235,8 @@ def create_index(
     with conn.transaction():
         _drop(conn, name, if_exists=True)
         conn.execute(ddl)
-    return next(i for i in list_indexes(conn) if i.name == name)
+    built = next(i for i in list_indexes(conn) if i.name == name)
+    return replace(built, rows=rows)
 
 
 def drop_index(conn: psycopg.Connection, table: str, kind: str) -> None:

@@ -13,7 +13,7 @@ from vstore.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
 from vstore.db import locks
 from vstore.db.connect import connection, ensure_pgvector
 from vstore.db.indexes import STORAGE_TYPES, column_type
-from vstore.encode.encoder import ModelSpec, resolve_spec
+from vstore.encode.encoder import RANDOM, ModelSpec, resolve_spec
 from vstore.errors import ConfigError, LockTimeout, ModelMismatch, SchemaNotReady, VstoreError
 
 HEAD = "head"
@@ -102,9 +102,15 @@ def read_model(conn: psycopg.Connection) -> ModelSpec | None:
     if not exists or not exists[0]:
         return None
     row = conn.execute(
-        "SELECT name, pretrained, dim, checkpoint_sha256 FROM public.embedding_model WHERE id = 1"
+        "SELECT name, pretrained, dim, checkpoint_sha256, random_weights FROM public.embedding_model "
+        "WHERE id = 1"
     ).fetchone()
-    return ModelSpec(name=row[0], pretrained=row[1], dim=row[2], checkpoint_sha256=row[3]) if row else None
+    if row is None:
+        return None
+    from_random = bool(row[4]) and row[1] != RANDOM  # a checkpoint fine-tuned from random weights
+    return ModelSpec(
+        name=row[0], pretrained=row[1], dim=row[2], checkpoint_sha256=row[3], from_random=from_random
+    )
 
 
 def read_text_search(conn: psycopg.Connection) -> str | None:

@@ -34,13 +34,28 @@ class ModelSpec:
     pretrained: str  # a tag ("openai"), "random", or a local checkpoint path
     dim: int
     checkpoint_sha256: str | None = None
+    # A checkpoint fine-tuned from random weights (`vstore finetune` on a --pretrained random database):
+    # still no model of the world, so it keeps the random-weights warning.
+    from_random: bool = False
 
     @property
-    def random_weights(self) -> bool:
+    def seeded_random(self) -> bool:
+        """The weights are open_clip's initialisation under vstore's seed (`--pretrained random`)."""
         return self.pretrained == RANDOM
 
     @property
+    def random_weights(self) -> bool:
+        """No model of the world: seeded random weights, or a checkpoint fine-tuned from them. The warning
+        flag; which weights to load is `seeded_random`."""
+        return self.seeded_random or self.from_random
+
+    @property
     def label(self) -> str:
+        """'ViT-B-32/openai'; a checkpoint is named by its file and hash, not its full path."""
+        if self.checkpoint_sha256 is not None:
+            return (
+                f"{self.name} (checkpoint {Path(self.pretrained).name}, sha256 {self.checkpoint_sha256[:12]})"
+            )
         return f"{self.name}/{self.pretrained}"
 
 
@@ -139,7 +154,7 @@ def create_model(spec: ModelSpec) -> tuple[Any, Callable[[Any], Any], Callable[[
 
     _register_bundled_configs()
     try:
-        if spec.random_weights:
+        if spec.seeded_random:
             torch.manual_seed(RANDOM_SEED)  # same weights in every process that opens this database
             with _quiet_root_logger():  # open_clip warns "no pretrained weights"; vstore warns itself
                 model, train, preprocess = open_clip.create_model_and_transforms(spec.name, pretrained=None)

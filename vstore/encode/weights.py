@@ -72,7 +72,7 @@ def _endpoint(cfg: dict, use_hub: bool) -> tuple[str, int]:
 def check_weights_available(spec: ModelSpec, *, timeout_s: float = NETWORK_TIMEOUT_S) -> None:
     """Return when the weights of `spec` are in a local cache or their server answers; ModelLoadError
     (one line, the three fixes) otherwise. Random weights and checkpoint files need no check."""
-    if spec.random_weights or spec.checkpoint_sha256 is not None:
+    if spec.seeded_random or spec.checkpoint_sha256 is not None:
         return
     import open_clip
     from open_clip.pretrained import has_hf_hub

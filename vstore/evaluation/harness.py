@@ -98,6 +98,7 @@ class EvalReport:
     pair_cosine_max: float | None
     methods: list[MethodQuality] = field(default_factory=list)
     zero_shot: list[ZeroShotResult] = field(default_factory=list)
+    zero_shot_skipped: str | None = None  # why there is no zero-shot block (no labels, one label)
 
     def as_json(self) -> dict[str, Any]:
         """method -> metric -> value, with the run's context beside it."""
@@ -105,6 +106,7 @@ class EvalReport:
             "methods": {m.method: m.metrics for m in self.methods},
             "settings": {m.method: {"params": m.params, "build": m.build_params} for m in self.methods},
             "zero_shot": {z.template: {"top1": z.top1, "top5": z.top5} for z in self.zero_shot},
+            "zero_shot_skipped": self.zero_shot_skipped,
             "diagnostics": {
                 "pair_cosine_mean": self.pair_cosine_mean,
                 "pair_cosine_max": self.pair_cosine_max,
@@ -258,6 +260,13 @@ def evaluate(
 
     classes = {label for item in labels for label in split_labels(item)}
     zero = zero_shot(labels, labelled_vectors, get_encoder(), templates) if len(classes) >= 2 else []
+    skipped = None
+    if not zero:
+        skipped = (
+            "no labelled images (labels come from class folders, COCO categories or a manifest label column)"
+            if not classes
+            else f"the labelled images carry one label only ({next(iter(classes))!r}); zero-shot needs two"
+        )
     return EvalReport(
         model=spec.label,
         random_weights=spec.random_weights,
@@ -273,4 +282,5 @@ def evaluate(
         pair_cosine_max=pair_max,
         methods=results,
         zero_shot=zero,
+        zero_shot_skipped=skipped,
     )

@@ -39,7 +39,7 @@ def plot_precision(report: EvalReport, path: Path) -> Path:
             ax.plot(report.ks, values, marker="o", label=quality.method)
         ax.set_title(title)
         ax.set_xlabel("k")
-        ax.set_ylabel("precision@k")
+        ax.set_ylabel("precision@k (hit rate: truth in the first k)")
         ax.set_xticks(list(report.ks))
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)

@@ -31,6 +31,10 @@ def _cell(metrics: dict[str, float], key: str, name: str, k: int) -> str:
     return text
 
 
+HIT_RATE_NOTE = (
+    "P@k: the share of queries whose true answer is among the first k (the seed papers' precision@k, a hit "
+    "rate; not the share of the k results that are relevant)"
+)
 TRUNCATED_NOTE = (
     "* the method returned fewer than K rows for some queries (IVF probes too few lists); "
     "--json gives the share as <kind>.returned@K"
@@ -66,7 +70,7 @@ def render(report: EvalReport) -> str:
             ],
         ),
     ]
-    truncated = False
+    truncated = hit_rates = False
     for key, title, columns in blocks:
         if not any(f"{key}.{columns[0][0]}@{columns[0][1][0]}" in m.metrics for m in report.methods):
             continue
@@ -76,7 +80,10 @@ def render(report: EvalReport) -> str:
             for m in report.methods
         ]
         truncated = truncated or any(cell.endswith("*") for row in rows for cell in row[1:])
+        hit_rates = hit_rates or any(name == "precision" for name, _, _ in columns)
         out += _table(title, header, rows)
+    if hit_rates:
+        out += [HIT_RATE_NOTE, ""]
     if truncated:
         out += [TRUNCATED_NOTE, ""]
     if any("threshold.auc" in m.metrics for m in report.methods):
@@ -95,6 +102,8 @@ def render(report: EvalReport) -> str:
             ["method", "ROC AUC", "F1-best distance", "F1", "pairs"],
             rows,
         )
+    if report.zero_shot_skipped:
+        out += [f"zero-shot: skipped, {report.zero_shot_skipped}", ""]
     if report.zero_shot:
         first = report.zero_shot[0]
         rows = [[repr(z.template), _fmt(z.top1), _fmt(z.top5)] for z in report.zero_shot]

@@ -252,6 +252,7 @@ def ingest(
     report.captions_unknown_image = stats.captions_unknown_image
     report.uncaptioned_images = stats.uncaptioned_images
     report.annotations_missing_file = stats.annotations_missing_file
+    report.missing_files = list(stats.missing_files)
     if lazy is not None:
         report.model_loaded = lazy.loaded
         report.model_load_s = lazy.load_s

@@ -37,7 +37,10 @@ class IngestReport:
     captions_truncated: int = 0  # longer than the tokenizer context: embedded truncated
     captions_unknown_image: int = 0  # refer to an image id the annotations do not list: skipped
     uncaptioned_images: int = 0  # ingested without captions
-    annotations_missing_file: int = 0  # annotation rows whose file is not on disk: skipped
+    annotations_missing_file: int = (
+        0  # annotations (COCO) or manifest rows whose file is not on disk: skipped
+    )
+    missing_files: list[str] = field(default_factory=list)  # the first few of those files, as named
     indexes_rebuilt: list[str] = field(default_factory=list)  # deferred for a bulk load, then rebuilt
     images_encoded: int = 0
     model_loaded: bool = False  # this run loaded the model (an unchanged re-run does not)

@@ -60,16 +60,20 @@ def serve(
     port: int = DEFAULT_PORT,
     *,
     ready: Callable[[str, object], None] | None = None,
+    bound: Callable[[], None] | None = None,
     log_level: str = "warning",
 ) -> None:
-    """Serve until interrupted. `ready(url, app)` is called once the model is loaded and the socket bound."""
-    import uvicorn
-
-    from vstore.serve.app import create_app
-    from vstore.serve.guards import LOOPBACK_HOSTS
-
+    """Serve until interrupted. `bound()` is called once the socket is bound (before the model loads, so a
+    port in use is said first); `ready(url, app)` once the model is loaded."""
     sock = bind(host, port)
     try:
+        if bound is not None:
+            bound()
+        import uvicorn
+
+        from vstore.serve.app import create_app
+        from vstore.serve.guards import LOOPBACK_HOSTS
+
         allowed = LOOPBACK_HOSTS if is_loopback(host) else None
         app = create_app(settings, allowed_hosts=allowed)
         bound_host, bound_port = sock.getsockname()[:2]

@@ -247,7 +247,8 @@ def finetune(
         recipe = Recipe(**{**saved["recipe"], "betas": tuple(saved["recipe"]["betas"])})
         train_split, eval_split = saved["train_split"], saved["eval_split"]
         eval_dataset, holdout = saved["eval_dataset"], saved["holdout"]
-        if saved["model"] != asdict(spec):
+        same = ("name", "pretrained", "dim", "checkpoint_sha256")  # older recipes lack from_random
+        if any(saved["model"].get(key) != getattr(spec, key) for key in same):
             raise ConfigError(
                 f"{out} was started on {saved['model']['name']}/{saved['model']['pretrained']}; this "
                 f"database now holds {spec.label}. Resume it against the database it came from."

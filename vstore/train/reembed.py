@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +78,28 @@ def target_spec(recorded: ModelSpec, pretrained: str, model: str | None) -> Mode
 
     path = Path(pretrained).expanduser()
     if pretrained != RANDOM and (path.is_dir() or path.is_file() or path.suffix in (".pt", ".bin")):
-        pretrained = str(checkpoint_file(path))
+        checkpoint = checkpoint_file(path)
+        spec = resolve_spec(model or recorded.name, str(checkpoint))
+        return replace(spec, from_random=_fine_tuned_from_random(checkpoint))
     return resolve_spec(model or recorded.name, pretrained)
 
 
+def _fine_tuned_from_random(checkpoint: Path) -> bool:
+    """A `vstore finetune` checkpoint whose run started from random weights (its recipe.json says so): the
+    lineage keeps the random-weights warning."""
+    from vstore.train.checkpoint import RECIPE_FILE, read_json
+
+    recipe = checkpoint.parent / RECIPE_FILE
+    if not recipe.is_file():
+        return False
+    started = read_json(recipe).get("model", {})
+    return started.get("pretrained") == RANDOM or bool(started.get("from_random"))
+
+
 def _same(a: ModelSpec, b: ModelSpec) -> bool:
-    return asdict(a) == asdict(b)
+    """The same switch (the lineage flag is derived from the checkpoint, so it is not compared)."""
+    keys = ("name", "pretrained", "dim", "checkpoint_sha256")
+    return all(getattr(a, key) == getattr(b, key) for key in keys)
 
 
 def _recorded_run(conn: psycopg.Connection) -> ModelSpec | None:

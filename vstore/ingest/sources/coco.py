@@ -163,7 +163,7 @@ class CocoSource:
         on_disk_posix = {rel.replace(os.sep, "/"): full for rel, full in on_disk.items()}
         for name in files:
             if name not in on_disk_posix:
-                self.stats.annotations_missing_file += 1
+                self.stats.file_missing(name)
         for rel in sorted(on_disk_posix):
             entry = files.get(rel)
             image_captions = tuple(captions.get(rel, ()))

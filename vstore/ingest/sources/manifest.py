@@ -128,7 +128,7 @@ class ManifestSource:
         for path, entry in self._load().items():
             file = Path(path) if os.path.isabs(path) else self.root / path
             if not os.path.lexists(file):
-                self.stats.annotations_missing_file += 1
+                self.stats.file_missing(path)
                 continue
             stored = path if os.path.isabs(path) else os.path.normpath(path)
             captions = unique_captions(entry["caps"], self.stats)

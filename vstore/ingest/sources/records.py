@@ -33,17 +33,27 @@ class ImageRecord:
     captions: tuple[CaptionRecord, ...] = ()
 
 
+MISSING_NAMED = 5  # missing files named in the report (the count covers all of them)
+
+
 @dataclass
 class SourceStats:
     """Things a source noticed and skipped (or passed on) while reading; filled in as records are yielded."""
 
     uncaptioned_images: int = 0  # ingested without captions
     annotations_missing_file: int = 0  # an annotation names a file that is not on disk: skipped
+    missing_files: list[str] = field(default_factory=list)  # the first MISSING_NAMED of those names
     captions_unknown_image: int = 0  # a caption refers to an image id the annotations do not list: skipped
     captions_empty: int = 0  # blank caption text: skipped
     captions_invalid: int = 0  # not a string (a JSON list, number, object): skipped
     captions_duplicate: int = 0  # the same text again for the same image (a repeated manifest line): skipped
     notes: list[str] = field(default_factory=list)
+
+    def file_missing(self, name: str) -> None:
+        """An annotation (COCO) or manifest row names a file that is not on disk: counted, first few named."""
+        self.annotations_missing_file += 1
+        if len(self.missing_files) < MISSING_NAMED:
+            self.missing_files.append(name)
 
 
 class Source(Protocol):
