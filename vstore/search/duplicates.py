@@ -168,3 +168,25 @@ def _keeper_order(row: tuple) -> tuple:
     _, _, _, width, height, size, taken_at, _ = row
     pixels = (width or 0) * (height or 0)
     return (-pixels, -(size or 0), taken_at is None, taken_at.timestamp() if taken_at else 0.0, row[0])
+
+
+def first_of_each_group(conn: psycopg.Connection, image_ids: list[int], max_distance: float) -> list[int]:
+    """`image_ids` (ranked) with every id dropped that is within `max_distance` of an earlier one through
+    a chain of such pairs (search --collapse-duplicates: one hit per near-duplicate group)."""
+    unique = list(dict.fromkeys(image_ids))
+    if len(unique) < 2:
+        return unique
+    pairs = conn.execute(
+        load("queries/duplicates_collapse"), {"ids": unique, "max_distance": max_distance}
+    ).fetchall()
+    sets = UnionFind()
+    for a, b in pairs:
+        sets.union(int(a), int(b))
+    seen: set[int] = set()
+    kept = []
+    for id_ in unique:
+        root = sets.find(id_)
+        if root not in seen:
+            seen.add(root)
+            kept.append(id_)
+    return kept

@@ -161,6 +161,7 @@ def nearest(
     ef_search: int | None = None,
     plan: PlanKind | None = None,
     exact_rows: int = EXACT_ROWS,
+    probes: int | None = None,
 ) -> FilteredResult:
     """The k nearest images or captions to `vector` that pass `filters`, within `max_distance`, by the
     plan choose_plan picks (or `plan`, to compare them). One transaction; knobs are SET LOCAL."""
@@ -183,7 +184,7 @@ def nearest(
         if target == "images":
             params["exclude_id"] = exclude_id
         name = f"queries/filtered_{target}" + ("_exact" if chosen.kind == "exact" else "")
-        set_query_knobs(conn, ef_search=ef, iterative=chosen.kind == "hnsw")
+        set_query_knobs(conn, ef_search=ef, probes=probes, iterative=chosen.kind == "hnsw")
         if chosen.kind == "hnsw" and filters.active:
             conn.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(MAX_SCAN_TUPLES)}")
         rows = conn.execute(load(name), params, prepare=False).fetchall()

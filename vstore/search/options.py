@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypedDict
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 
 Target = Literal["images", "captions"]
 TARGETS: tuple[str, ...] = ("images", "captions")
+Mode = Literal["vector", "text", "hybrid"]
+Order = Literal["similarity", "date"]
+ORDERS: tuple[str, ...] = ("similarity", "date")
 MAX_K = knobs.MAX_K  # pgvector's hnsw.ef_search ceiling; iterative scans need ef_search >= k to return k rows
 # pgvector's default hnsw.ef_search is 40: recall@10 0.93 on 100k x 512 clustered vectors, 0.975 at 100 for
 # 0.3 ms more per query (docs/search.md). vstore searches use 100 unless told otherwise.
@@ -32,6 +36,18 @@ class SearchOptions:
     ef_search: int | None = None  # None: DEFAULT_EF_SEARCH
     probes: int | None = None
     exact: bool = False
+    # issue 22: words (text: full text over captions, no model; hybrid: both, fused by rank)
+    mode: Mode = "vector"
+    rrf_k: int = 60
+    # filters (None = not filtered): one of the image's labels, capture date in [after, before), size
+    label: str | None = None
+    taken_after: datetime | None = None
+    taken_before: datetime | None = None
+    min_width: int | None = None
+    min_height: int | None = None
+    max_distance: float | None = None  # cosine distance cutoff: the answer may hold fewer than k
+    order: Order = "similarity"  # date: the same hits, newest first
+    collapse_duplicates: bool = False  # one hit per near-duplicate group (search/duplicates.py)
 
     def __post_init__(self) -> None:
         """Checked when made, before any model is loaded or SQL runs: the values PostgreSQL would be given
@@ -56,6 +72,16 @@ class SearchFields(TypedDict, total=False):
     ef_search: int | None
     probes: int | None
     exact: bool
+    mode: Mode
+    rrf_k: int
+    label: str | None
+    taken_after: datetime | None
+    taken_before: datetime | None
+    min_width: int | None
+    min_height: int | None
+    max_distance: float | None
+    order: Order
+    collapse_duplicates: bool
 
 
 @dataclass(frozen=True)
@@ -94,3 +120,25 @@ class SearchQuery:
 
 def merged_options(options: SearchOptions | None, fields: SearchFields) -> SearchOptions:
     return replace(options or SearchOptions(), **fields)
+
+
+def check_options(opts: SearchOptions) -> None:
+    """ConfigError, naming the option, for a value out of range (before anything reaches PostgreSQL)."""
+    from vstore.search.hybrid import MODES
+
+    if opts.target not in TARGETS:
+        raise ConfigError(f"unknown target {opts.target!r}; choose images or captions.")
+    if opts.mode not in MODES:
+        raise ConfigError(f"unknown --mode {opts.mode!r}; choose vector, text or hybrid.")
+    if opts.order not in ORDERS:
+        raise ConfigError(f"unknown --order {opts.order!r}; choose similarity or date.")
+    if not 1 <= opts.k <= MAX_K:
+        raise ConfigError(f"-k must be between 1 and {MAX_K}.")
+    if opts.ef_search is not None and not 1 <= opts.ef_search <= MAX_K:
+        raise ConfigError(f"--ef-search must be between 1 and {MAX_K}.")
+    if not 1 <= opts.rrf_k <= 100_000:
+        raise ConfigError("--rrf-k must be between 1 and 100000.")
+    if opts.max_distance is not None and not 0.0 <= opts.max_distance <= 2.0:
+        raise ConfigError("--max-distance must be between 0 and 2 (cosine distance).")
+    if opts.max_distance is not None and opts.mode == "text":
+        raise ConfigError("--max-distance needs a vector: use --mode vector or hybrid with it.")

@@ -9,7 +9,9 @@ the text_queries cache (search/cache.py), or `search_like(id)`, needs no model a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Unpack
 
@@ -19,14 +21,15 @@ import psycopg
 from vstore.config import Settings
 from vstore.db.connect import connect, vector_array
 from vstore.db.datasets import dataset_id as find_dataset_id
-from vstore.db.indexes import DEFAULT_EF_SEARCH, set_query_knobs
 from vstore.db.migrations import checked_model
 from vstore.db.sql import load
 from vstore.encode.encoder import Encoder, ModelSpec
-from vstore.errors import ModelMismatch, NotFound, ReadOnlyDatabase
-from vstore.search import records
+from vstore.errors import ConfigError, ModelMismatch, NotFound, ReadOnlyDatabase
+from vstore.search import hybrid, records
 from vstore.search.arithmetic import QueryTerm
 from vstore.search.cache import CachedText, EmbeddedTexts, embed_through_cache
+from vstore.search.duplicates import DEFAULT_MAX_DISTANCE, first_of_each_group
+from vstore.search.filters import Filters, nearest, order_by_date
 from vstore.search.options import (
     MAX_K,
     TARGETS,
@@ -34,10 +37,22 @@ from vstore.search.options import (
     SearchOptions,
     SearchQuery,
     Target,
+    check_options,
     merged_options,
 )
 from vstore.search.records import DatasetSummary, ImageRecord
-from vstore.search.results import CaptionHit, Hit, ImageHit, SearchResult, caption_hit, image_hit
+from vstore.search.results import (
+    CaptionHit,
+    Hit,
+    ImageHit,
+    SearchResult,
+    caption_hit,
+    image_hit,
+    text_caption_hit,
+    text_image_hit,
+)
+
+COLLAPSE_FETCH = 3  # --collapse-duplicates asks for 3k hits, so k remain after the groups fold
 
 __all__ = [
     "MAX_K",
@@ -67,6 +82,9 @@ class Store:
         self._encoder = encoder
         self._conn: psycopg.Connection | None = None
         self._model: ModelSpec | None = None
+        # How the last search ran (SearchResult.plan/took_ms; `vstore search --explain`)
+        self.last_plan = ""
+        self.last_took_ms = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -124,24 +142,40 @@ class Store:
     # -- queries -----------------------------------------------------------------------------------------
 
     def search(self, query: SearchQuery, options: SearchOptions | None = None) -> SearchResult:
-        """`vstore search` in one call: the hits, and the query texts this role could not cache."""
+        """`vstore search` in one call: the hits, the query texts this role could not cache, and how the
+        search ran (plan, database time)."""
         opts = options or SearchOptions()
+        if opts.mode != "vector":
+            if query.text is None or query.arithmetic or query.image is not None or query.like is not None:
+                raise ConfigError(
+                    f"--mode {opts.mode} searches by words: give a TEXT query (not --image, --like, "
+                    "--plus or --minus), or use --mode vector."
+                )
+            if opts.mode == "text":
+                return self._result(self._search(None, opts, exclude_id=None, words=query.text))
+            embedded = self.embed_texts([query.text])
+            hits = self._search(embedded.vectors[0], opts, exclude_id=None, words=query.text)
+            return self._result(hits, embedded.uncached)
         if query.arithmetic:
             vector, uncached = self._combined(query.terms())
-            return SearchResult(self.search_vector(vector, opts), uncached)
+            return self._result(self.search_vector(vector, opts), uncached)
         if query.text is not None:
             embedded = self.embed_texts([query.text])
-            return SearchResult(self.search_vector(embedded.vectors[0], opts), embedded.uncached)
+            return self._result(self.search_vector(embedded.vectors[0], opts), embedded.uncached)
         if query.image is not None:
-            return SearchResult(self.search_image(query.image, opts))
+            return self._result(self.search_image(query.image, opts))
         assert query.like is not None
-        return SearchResult(self.search_like(query.like, opts))
+        return self._result(self.search_like(query.like, opts))
+
+    def _result(self, hits: list[Hit], uncached: list[str] | None = None) -> SearchResult:
+        return SearchResult(hits, uncached or [], self.last_plan, self.last_took_ms)
 
     def search_text(
         self, text: str, options: SearchOptions | None = None, **fields: Unpack[SearchFields]
     ) -> list[Hit]:
-        """Text -> images (default) or, with target="captions", text -> text."""
-        return self.search_vector(self.embed_text([text])[0], merged_options(options, fields))
+        """Text -> images (default) or, with target="captions", text -> text; mode="text" finds by the
+        captions' words (no model), mode="hybrid" by both."""
+        return self.search(SearchQuery(text=text), merged_options(options, fields)).hits
 
     def search_image(
         self, path: str | Path, options: SearchOptions | None = None, **fields: Unpack[SearchFields]
@@ -202,29 +236,126 @@ class Store:
         opts = merged_options(options, fields)
         return self._search(np.asarray(vector, dtype=np.float32), opts, exclude_id=None)
 
-    def _search(self, vector: np.ndarray, opts: SearchOptions, *, exclude_id: int | None) -> list[Hit]:
-        # opts' target, k and knobs were checked when it was made (SearchOptions.__post_init__)
-        if vector.shape != (self.model.dim,):
+    def _search(
+        self,
+        vector: np.ndarray | None,
+        opts: SearchOptions,
+        *,
+        exclude_id: int | None,
+        words: str | None = None,
+    ) -> list[Hit]:
+        check_options(opts)
+        if vector is not None and vector.shape != (self.model.dim,):
             raise ModelMismatch(
                 f"query vector has shape {vector.shape}, this database holds {self.model.dim}-d."
             )
         conn = self.conn
-        dataset_id = find_dataset_id(self.conn, opts.dataset)
-        params = {"q": vector, "k": opts.k, "dataset_id": dataset_id, "split": opts.split}
-        # ef_search below k would cap HNSW results at ef_search rows: raise it to k.
-        ef_search = max(opts.ef_search or DEFAULT_EF_SEARCH, opts.k)
+        dataset_id = find_dataset_id(conn, opts.dataset)
+        filters = Filters(
+            dataset_id=dataset_id,
+            split=opts.split,
+            label=opts.label,
+            taken_after=opts.taken_after,
+            taken_before=opts.taken_before,
+            min_width=opts.min_width,
+            min_height=opts.min_height,
+        ).checked()
+        # collapsing drops hits: ask for more, so k remain when there are k groups
+        fetch = min(MAX_K, opts.k * COLLAPSE_FETCH) if opts.collapse_duplicates else opts.k
+        started = time.perf_counter()
+        if opts.mode == "text":
+            assert words is not None
+            with conn.transaction():
+                rows = hybrid.text_rows(
+                    conn, words, target=opts.target, k=fetch, filters=filters, exclude_id=exclude_id
+                )
+            hits: list[Hit] = [
+                text_image_hit(r) if opts.target == "images" else text_caption_hit(r) for r in rows
+            ]
+            plan = "text: full text over the captions (GIN index on captions.tsv)"
+        else:
+            assert vector is not None
+            depth = hybrid.depth(fetch) if opts.mode == "hybrid" else fetch
+            found = nearest(
+                conn,
+                vector,
+                target=opts.target,
+                k=depth,
+                filters=filters,
+                max_distance=opts.max_distance,
+                exclude_id=exclude_id,
+                ef_search=opts.ef_search,
+                plan="exact" if opts.exact else None,
+                probes=opts.probes,
+            )
+            make = image_hit if opts.target == "images" else caption_hit
+            hits = [make(r) for r in found.rows]
+            plan = f"vector, {found.plan.describe()}"
+            if opts.mode == "hybrid":
+                assert words is not None
+                hits, plan = self._fuse(words, vector, hits, opts, filters, exclude_id, fetch, plan)
+        if opts.collapse_duplicates:
+            keep = set(first_of_each_group(conn, [h.image_id for h in hits], DEFAULT_MAX_DISTANCE))
+            seen: set[int] = set()
+            collapsed: list[Hit] = []
+            for h in hits:
+                if h.image_id in keep and h.image_id not in seen:
+                    seen.add(h.image_id)
+                    collapsed.append(h)
+            hits = collapsed
+            plan += f"; duplicates collapsed within {DEFAULT_MAX_DISTANCE}"
+        hits = hits[: opts.k]
+        if opts.order == "date":
+            hits = order_by_date(hits, lambda h: h.taken_at)
+            plan += "; newest first"
+        self.last_plan, self.last_took_ms = plan, (time.perf_counter() - started) * 1000.0
+        if not hits:
+            self._check_split(opts.split, dataset_id)
+        return hits
+
+    def _fuse(
+        self,
+        words: str,
+        vector: np.ndarray,
+        by_vector: list[Hit],
+        opts: SearchOptions,
+        filters: Filters,
+        exclude_id: int | None,
+        fetch: int,
+        plan: str,
+    ) -> tuple[list[Hit], str]:
+        """Hybrid: the full-text list beside the vector list, fused by reciprocal rank (search/hybrid.py).
+        Hits found by words only get their distance too, and the cutoff applies to them as well."""
+        conn = self.conn
         with conn.transaction():
-            set_query_knobs(conn, ef_search=ef_search, probes=opts.probes, exact=opts.exact, iterative=True)
-            if opts.target == "images":
-                params["exclude_id"] = exclude_id
-                rows = conn.execute(load("queries/search_images"), params, prepare=True).fetchall()
-                hits: list[Hit] = [image_hit(r) for r in rows]
-            else:
-                rows = conn.execute(load("queries/search_captions"), params, prepare=True).fetchall()
-                hits = [caption_hit(r) for r in rows]
-            if not hits:
-                self._check_split(opts.split, dataset_id)
-            return hits
+            rows = hybrid.text_rows(
+                conn, words, target=opts.target, k=hybrid.depth(fetch), filters=filters, exclude_id=exclude_id
+            )
+            text_only = [r[0] for r in rows if r[0] not in {h.id for h in by_vector}]
+            distance: dict[int, float | None] = (
+                dict(
+                    conn.execute(
+                        load(f"queries/distances_{opts.target}"), {"q": vector, "ids": text_only}
+                    ).fetchall()
+                )
+                if text_only
+                else {}
+            )
+        fused = hybrid.rrf([r[0] for r in rows], [h.id for h in by_vector], opts.rrf_k)
+        vector_hit = {h.id: h for h in by_vector}
+        text_row = {r[0]: r for r in rows}
+        make = text_image_hit if opts.target == "images" else text_caption_hit
+        hits: list[Hit] = []
+        for f in fused:
+            if f.id in vector_hit:
+                hits.append(replace(vector_hit[f.id], score=f.score))
+                continue
+            found = distance.get(f.id)
+            d = float(found) if found is not None else None
+            if opts.max_distance is not None and (d is None or d > opts.max_distance):
+                continue
+            hits.append(make(text_row[f.id], score=f.score, distance=d))
+        return hits[:fetch], f"hybrid (rrf_k {opts.rrf_k}): {len(rows)} text + {plan}"
 
     def _check_split(self, split: str | None, dataset_id: int | None) -> None:
         """An unknown --split is an error, like an unknown --dataset, naming the splits there are (checked

@@ -23,8 +23,10 @@ def hit_payload(hit: Hit) -> dict[str, Any]:
         "split": hit.split,
         "path": hit.relative_path,
         "caption": hit.text if isinstance(hit, CaptionHit) else None,
-        "distance": round(hit.distance, 6),
-        "similarity": round(hit.similarity, 6),
+        "distance": None if hit.distance is None else round(hit.distance, 6),
+        "similarity": None if hit.similarity is None else round(hit.similarity, 6),
+        "score": None if hit.score is None else round(hit.score, 6),
+        "taken_at": hit.taken_at.isoformat() if hit.taken_at else None,
         "image_url": f"/images/{hit.image_id}",
     }
 
