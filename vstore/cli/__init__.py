@@ -13,6 +13,7 @@ from vstore.cli import bench as _bench  # noqa: F401
 from vstore.cli import compare as _compare  # noqa: F401
 from vstore.cli import datasets as _datasets  # noqa: F401
 from vstore.cli import db as _db  # noqa: F401
+from vstore.cli import duplicates as _duplicates  # noqa: F401
 from vstore.cli import evaluate as _evaluate  # noqa: F401
 from vstore.cli import export as _export  # noqa: F401
 from vstore.cli import faiss as _faiss  # noqa: F401

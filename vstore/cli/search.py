@@ -77,6 +77,45 @@ def search(
     exact: Annotated[
         bool, typer.Option("--exact", help="Exact scan of every row, no index (slow, exact).")
     ] = False,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="vector (by meaning), text (the captions' words, no model) or hybrid (both, fused by rank)."
+        ),
+    ] = "vector",
+    rrf_k: Annotated[
+        int, typer.Option("--rrf-k", help="Hybrid: reciprocal rank fusion constant (higher = flatter).")
+    ] = 60,
+    label: Annotated[str | None, typer.Option(help="Only images with this label (one of theirs).")] = None,
+    taken_after: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE", help="Only images taken on or after DATE (YYYY-MM-DD; EXIF date, else mtime)."
+        ),
+    ] = None,
+    taken_before: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only images taken before DATE (YYYY-MM-DD).")
+    ] = None,
+    min_width: Annotated[
+        int | None, typer.Option(metavar="PIXELS", help="Only images at least this wide.")
+    ] = None,
+    min_height: Annotated[
+        int | None, typer.Option(metavar="PIXELS", help="Only images at least this tall.")
+    ] = None,
+    max_distance: Annotated[
+        float | None,
+        typer.Option(metavar="D", help="Only hits within cosine distance D (0-2); may return fewer than k."),
+    ] = None,
+    order: Annotated[
+        str, typer.Option(help="similarity (nearest first) or date (newest first).")
+    ] = "similarity",
+    collapse_duplicates: Annotated[
+        bool, typer.Option("--collapse-duplicates", help="One hit per group of near-duplicate images.")
+    ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Say on stderr how the search ran (HNSW or exact scan, and why)."),
+    ] = False,
     device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -88,8 +127,13 @@ def search(
     be TEXT, --image or --like, each with its weight; a weight prefix like 2: reads the same without
     them). Searched texts are cached, so SQL clients can then run
     SELECT * FROM vstore.search_images(vstore.text('a dog on a skateboard'), 10)."""
+    from vstore.search.options import ORDERS, parse_date
     from vstore.search.store import SearchOptions, SearchQuery, Store
 
+    if mode not in ("vector", "text", "hybrid"):
+        raise typer.BadParameter("choose vector, text or hybrid.", param_hint="--mode")
+    if order not in ORDERS:
+        raise typer.BadParameter("choose similarity or date.", param_hint="--order")
     query = SearchQuery(text=text, image=image, like=like, plus=plus or (), minus=minus or ())
     options = SearchOptions(
         target=_target(target),
@@ -99,9 +143,19 @@ def search(
         ef_search=ef_search,
         probes=probes,
         exact=exact,
+        mode=mode,  # type: ignore[arg-type]
+        rrf_k=rrf_k,
+        label=label,
+        taken_after=parse_date(taken_after, "--taken-after") if taken_after else None,
+        taken_before=parse_date(taken_before, "--taken-before") if taken_before else None,
+        min_width=min_width,
+        min_height=min_height,
+        max_distance=max_distance,
+        order=order,  # type: ignore[arg-type]
+        collapse_duplicates=collapse_duplicates,
     )
     with Store(settings(device=device)) as store:
-        if store.model.random_weights:
+        if store.model.random_weights and mode != "text":
             warn_random_weights(store.model.label)
         result = store.search(query, options)
     if result.uncached:
@@ -110,6 +164,8 @@ def search(
             "cached for SQL clients (`vstore embed-text` with the owner's URL caches it)"
         )
     hits = result.hits
+    if explain:
+        info(f"plan: {result.plan} ({result.took_ms:.1f} ms)")
     if as_json:
         for hit in hits:
             print_json(hit)
@@ -121,13 +177,27 @@ def search(
         typer.echo(f"{'#':>3}  {'distance':>8}  {'similarity':>10}  {'id':>8}  {'image':>8}  caption")
         for rank, hit in enumerate(hits, 1):
             typer.echo(
-                f"{rank:>3}  {hit.distance:8.4f}  {hit.similarity:10.4f}  {hit.id:>8}  {hit.image_id:>8}  "
-                f"{_clip(hit.text)}"  # type: ignore[union-attr]
+                f"{rank:>3}  {_num(hit.distance, 8)}  {_num(hit.similarity, 10)}  {hit.id:>8}  "
+                f"{hit.image_id:>8}  {_clip(hit.text)}"  # type: ignore[union-attr]
             )
     else:
-        typer.echo(f"{'#':>3}  {'distance':>8}  {'similarity':>10}  {'id':>8}  path")
+        dated = order == "date"
+        typer.echo(
+            f"{'#':>3}  {'distance':>8}  {'similarity':>10}  {'id':>8}  "
+            + ("taken      " if dated else "")
+            + "path"
+        )
         for rank, hit in enumerate(hits, 1):
-            typer.echo(f"{rank:>3}  {hit.distance:8.4f}  {hit.similarity:10.4f}  {hit.id:>8}  {hit.path}")
+            taken = (hit.taken_at.strftime("%Y-%m-%d ") if hit.taken_at else "-          ") if dated else ""
+            typer.echo(
+                f"{rank:>3}  {_num(hit.distance, 8)}  {_num(hit.similarity, 10)}  {hit.id:>8}  "
+                f"{taken}{hit.path}"
+            )
+
+
+def _num(value: float | None, width: int) -> str:
+    """A distance or similarity; '-' for a hit found by words only (--mode text)."""
+    return f"{value:{width}.4f}" if value is not None else f"{'-':>{width}}"
 
 
 @app.command("embed-text")

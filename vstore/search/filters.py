@@ -33,7 +33,7 @@ from vstore.errors import ConfigError
 PlanKind = Literal["hnsw", "exact"]
 TARGETS = ("images", "captions")
 # At most this many matching rows: exact scan. See docs/search.md ("Filters that keep recall").
-EXACT_ROWS = 20_000
+EXACT_ROWS = 5_000
 # Trust the planner's estimate without counting when it is this many times past the threshold.
 ESTIMATE_MARGIN = 4.0
 # hnsw.max_scan_tuples for filtered HNSW scans: how far an iterative scan may walk before it gives up

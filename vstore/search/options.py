@@ -48,6 +48,7 @@ class SearchOptions:
     max_distance: float | None = None  # cosine distance cutoff: the answer may hold fewer than k
     order: Order = "similarity"  # date: the same hits, newest first
     collapse_duplicates: bool = False  # one hit per near-duplicate group (search/duplicates.py)
+    duplicate_distance: float | None = None  # the groups' distance; None: duplicates.DEFAULT_MAX_DISTANCE
 
     def __post_init__(self) -> None:
         """Checked when made, before any model is loaded or SQL runs: the values PostgreSQL would be given
@@ -82,6 +83,7 @@ class SearchFields(TypedDict, total=False):
     max_distance: float | None
     order: Order
     collapse_duplicates: bool
+    duplicate_distance: float | None
 
 
 @dataclass(frozen=True)
@@ -142,3 +144,14 @@ def check_options(opts: SearchOptions) -> None:
         raise ConfigError("--max-distance must be between 0 and 2 (cosine distance).")
     if opts.max_distance is not None and opts.mode == "text":
         raise ConfigError("--max-distance needs a vector: use --mode vector or hybrid with it.")
+
+
+def parse_date(value: str, option: str = "--taken-after") -> datetime:
+    """A date (2024-05-01) or ISO date-time (2024-05-01T12:00, with or without a zone; none = UTC)."""
+    from datetime import UTC
+
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(f"{option} {value!r}: give a date as YYYY-MM-DD (or YYYY-MM-DDTHH:MM).") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

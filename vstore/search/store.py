@@ -28,7 +28,7 @@ from vstore.errors import ConfigError, ModelMismatch, NotFound, ReadOnlyDatabase
 from vstore.search import hybrid, records
 from vstore.search.arithmetic import QueryTerm
 from vstore.search.cache import CachedText, EmbeddedTexts, embed_through_cache
-from vstore.search.duplicates import DEFAULT_MAX_DISTANCE, first_of_each_group
+from vstore.search.duplicates import DEFAULT_MAX_DISTANCE, Group, find_duplicates, first_of_each_group
 from vstore.search.filters import Filters, nearest, order_by_date
 from vstore.search.options import (
     MAX_K,
@@ -295,7 +295,8 @@ class Store:
                 assert words is not None
                 hits, plan = self._fuse(words, vector, hits, opts, filters, exclude_id, fetch, plan)
         if opts.collapse_duplicates:
-            keep = set(first_of_each_group(conn, [h.image_id for h in hits], DEFAULT_MAX_DISTANCE))
+            within = DEFAULT_MAX_DISTANCE if opts.duplicate_distance is None else opts.duplicate_distance
+            keep = set(first_of_each_group(conn, [h.image_id for h in hits], within))
             seen: set[int] = set()
             collapsed: list[Hit] = []
             for h in hits:
@@ -303,7 +304,7 @@ class Store:
                     seen.add(h.image_id)
                     collapsed.append(h)
             hits = collapsed
-            plan += f"; duplicates collapsed within {DEFAULT_MAX_DISTANCE}"
+            plan += f"; duplicates collapsed within {within}"
         hits = hits[: opts.k]
         if opts.order == "date":
             hits = order_by_date(hits, lambda h: h.taken_at)
@@ -407,6 +408,12 @@ class Store:
 
         pixels = prepare(data, self.encoder.image_transform())[0]
         return self.encoder.encode_images(pixels[None])[0]
+
+    def duplicates(
+        self, max_distance: float = DEFAULT_MAX_DISTANCE, *, dataset: str | None = None
+    ) -> list[Group]:
+        """Groups of near-identical images with a suggested keeper (search/duplicates.py); deletes nothing."""
+        return find_duplicates(self.conn, max_distance, dataset_id=find_dataset_id(self.conn, dataset))
 
     # -- catalog reads (search/records.py) -----------------------------------------------------------------
 
