@@ -4,6 +4,7 @@ is empty, the filter arguments, and all of it from psql under the reader role.""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import numpy as np
@@ -165,8 +166,19 @@ def test_filter_arguments_and_the_distance_cutoff(db):
 
 def test_reader_role_calls_the_new_functions_from_psql(db):
     conn, names, settings = db
-    reader = ensure_reader(settings)
-    with psycopg.connect(reader.url, autocommit=True) as rconn:
+    name = f"reader_{uuid.uuid4().hex[:8]}"  # roles are server-wide: one of its own, dropped after
+    reader = ensure_reader(settings, name)
+    try:
+        _search_as_reader(reader.url, names)
+    finally:
+        conn.rollback()
+        conn.execute(f"DROP OWNED BY {name}")
+        conn.execute(f"DROP ROLE {name}")
+        conn.commit()
+
+
+def _search_as_reader(url: str, names: dict) -> None:
+    with psycopg.connect(url, autocommit=True) as rconn:
         register_vector(rconn)
         assert _names(rconn.execute("SELECT id FROM vstore.text_images('red', 5)").fetchall(), names) == [
             "d",

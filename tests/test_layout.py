@@ -20,7 +20,9 @@ LOWER = frozenset({"db", "encode"}) | BOTTOM
 MIDDLE = frozenset({"serve", "train", "compare", "evaluation", "bench", "search", "ingest"})
 SIDEWAYS: dict[str, frozenset[str]] = {
     "serve": frozenset({"search"}),  # thin over search/: the HTTP API is the Store's searches
-    "evaluation": frozenset({"compare"}),  # eval scores compare's SearchMethods (one per engine)
+    # eval scores compare's SearchMethods (one per engine), and `eval --mode` the search modes themselves
+    # (search.hybrid's fusion, search.filters' plan), so it measures what `vstore search` does
+    "evaluation": frozenset({"compare", "search"}),
     "bench": frozenset({"compare"}),  # `bench load` times compare's methods getting ready
     "train": frozenset({"evaluation", "compare"}),  # finetune's scores: evaluation.metrics, compare.top_k
 }

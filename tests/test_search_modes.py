@@ -26,7 +26,8 @@ def shapes(settings, tiny_encoder, tmp_path):
     ingest(settings, root, encoder=tiny_encoder)
     with psycopg.connect(settings.database_url) as conn:  # dates: image n taken n days after 2020-01-01
         conn.execute(
-            "UPDATE images SET taken_at = '2020-01-01'::timestamptz + (substr(path, 1, 5)::int * interval '1 day')"
+            "UPDATE images SET taken_at = "
+            "'2020-01-01'::timestamptz + (substr(path, 1, 5)::int * interval '1 day')"
         )
     return settings
 

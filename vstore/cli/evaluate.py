@@ -12,6 +12,7 @@ import typer
 from vstore.cli.app import DeviceOpt, app, info, print_json, settings, warn, warn_random_weights
 from vstore.compare.names import METHOD_NAMES
 from vstore.db.knobs import DEFAULT_EF_SEARCH
+from vstore.config import Settings
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -101,6 +102,16 @@ def eval_command(
             "over the pairs among each image's 10 nearest (positive = a shared label).",
         ),
     ] = False,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            metavar="MODES",
+            help="Instead of the methods: R@K of search modes text, vector, hybrid (comma-separated), "
+            "leave-one-caption-out (query = a caption, relevant = its image, the other captions indexed).",
+        ),
+    ] = None,
+    rrf_k: Annotated[int, typer.Option("--rrf-k", help="With --mode hybrid: the fusion constant.")] = 60,
     device: DeviceOpt = None,
     as_json: Annotated[
         bool,
@@ -138,8 +149,11 @@ def eval_command(
 
     current = settings(device=device)
     spec = require_model(current)
-    if spec.random_weights:
+    if spec.random_weights and mode != "text":
         warn_random_weights(spec.label)
+    if mode is not None:
+        _eval_modes(current, mode, recall_k, dataset, limit, seed, rrf_k, json_file)
+        return
     report = evaluate(
         current,
         methods=methods,
@@ -169,3 +183,35 @@ def eval_command(
         info(f"wrote {plot_precision(report, plot)}")
     if roc_plot is not None:
         info(f"wrote {plot_roc(report, roc_plot)}")
+
+
+def _eval_modes(
+    current: Settings,
+    mode: str,
+    recall_k: str,
+    dataset: str | None,
+    limit: int | None,
+    seed: int,
+    rrf_k: int,
+    json_file: Path | None,
+) -> None:
+    """`vstore eval --mode ...`: one library call, a table, optionally the JSON file."""
+    from vstore.evaluation.harness import parse_ks
+    from vstore.evaluation.modes import evaluate_modes
+
+    modes = [m.strip() for m in mode.split(",") if m.strip()]
+    ks = parse_ks(recall_k, (1, 5, 10), "--recall-k")
+    report = evaluate_modes(
+        current, modes, ks=ks, limit=limit or 1_000_000, dataset=dataset, seed=seed, rrf_k=rrf_k
+    )
+    typer.echo(
+        f"{'mode':<8} {'queries':>7} " + " ".join(f"{'R@' + str(k):>7}" for k in ks) + f" {'p50 ms':>8}"
+    )
+    for r in report.results:
+        cells = " ".join(f"{r.recall[k]:>7.3f}" for k in ks)
+        typer.echo(f"{r.mode:<8} {r.queries:>7} {cells} {r.p50_ms:>8.2f}")
+    if report.random_weights:
+        info("vector and hybrid figures come from random weights: only the text row means anything here.")
+    if json_file is not None:
+        json_file.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+        info(f"wrote {json_file}")

@@ -24,9 +24,10 @@ from vstore.config import Settings
 from vstore.db import knobs
 from vstore.encode.encoder import Encoder
 from vstore.errors import ConfigError, ImageError, UploadTooLarge
-from vstore.search.store import MAX_K, Hit, SearchOptions, Store
+from vstore.search.store import MAX_K, Hit, SearchOptions, SearchQuery, Store
 from vstore.serve.docs import add_api_pages
 from vstore.serve.files import image_file, open_image, stream, thumbnail, thumbnail_size
+from vstore.serve.filters import SearchFilters, add_duplicates_route, search_filters
 from vstore.serve.guards import add_error_handlers, add_guards
 from vstore.serve.payloads import Clock, hits_response
 
@@ -87,6 +88,7 @@ class Page:
     exact: bool
     ef_search: int | None
     probes: int | None
+    filters: SearchFilters = SearchFilters()  # issue 22: mode, filters, cutoff, order (serve/filters.py)
 
     def store_options(self) -> SearchOptions:
         # The Store returns the nearest k; a later page asks for offset + k and drops the first offset.
@@ -98,10 +100,13 @@ class Page:
             exact=self.exact,
             ef_search=self.ef_search,
             probes=self.probes,
+            **self.filters.options(),
         )
 
     def describe(self) -> dict[str, Any]:
-        return asdict(self)
+        described = asdict(self)
+        described.update(described.pop("filters"))
+        return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in described.items()}
 
 
 def page_options(
@@ -127,11 +132,12 @@ def page_options(
         int | None,
         Query(ge=knobs.PROBES.low, le=knobs.PROBES.high, description="IVFFlat lists to scan."),
     ] = None,
+    filters: SearchFilters = Depends(search_filters),  # noqa: B008 (FastAPI's dependency idiom)
 ) -> Page:
     if offset + k > MAX_K:
         raise ConfigError(f"offset + k is {offset + k}; results go at most {MAX_K} deep, so ask for fewer.")
     # An empty form field (the page's "all datasets") means no filter.
-    return Page(target, k, offset, dataset or None, split or None, exact, ef_search, probes)
+    return Page(target, k, offset, dataset or None, split or None, exact, ef_search, probes, filters)
 
 
 PageOptions = Annotated[Page, Depends(page_options)]
@@ -183,21 +189,33 @@ def create_app(
     add_api_pages(app)
 
     def search(
-        clock: Clock, page: Page, query: Callable[[Store], EmbeddedQuery] | None, like: int | None
+        clock: Clock,
+        page: Page,
+        query: Callable[[Store], EmbeddedQuery] | None,
+        like: int | None,
+        words: str | None = None,
     ) -> Response:
         # a text search under a role that may not write the text cache (`vstore db reader`) still
         # answers; the page and scripts can tell that the text was not cached for SQL clients
         uncached = False
         with backend.lock:
-            if like is None:
+            if like is None and page.filters.mode != "vector":
+                # words (text, hybrid): the Store runs the full text (and encodes for hybrid) itself
+                assert words is not None
+                result = backend.store.search(SearchQuery(text=words), page.store_options())
+                uncached = bool(result.uncached)
+                clock.stages["encode"] = 0.0
+                hits: list[Hit] = result.hits
+            elif like is None:
                 assert query is not None
                 vector, uncached = query(backend.store)
                 clock.lap("encode")
-                hits: list[Hit] = backend.store.search_vector(vector, page.store_options())
+                hits = backend.store.search_vector(vector, page.store_options())
             else:
                 clock.stages["encode"] = 0.0  # the stored vector is read by the search itself
                 hits = backend.store.search_like(like, page.store_options())
             clock.lap("search")
+            plan = backend.store.last_plan
         more = len(hits) == page.offset + page.k and page.offset + page.k < MAX_K
         envelope = {
             "text_cache_skipped": uncached,
@@ -206,6 +224,7 @@ def create_app(
             "next_offset": page.offset + page.k if more else None,
             "model": backend.model.label,
             "random_weights": backend.model.random_weights,
+            "plan": plan,  # how the search ran: mode, HNSW or an exact scan of the filtered rows, and why
         }
         return hits_response(envelope, hits[page.offset :], clock)
 
@@ -237,6 +256,8 @@ def create_app(
     ) -> Response:
         """Text -> images (target=images) or text -> captions (target=captions), nearest first."""
         clock = Clock()
+        if page.filters.mode != "vector":
+            return search(clock, page, None, None, words=q)
         return search(clock, page, _text_query(q), None)
 
     @app.post("/api/search/image", tags=["search"])
@@ -256,6 +277,8 @@ def create_app(
         if not data:
             raise ImageError("the upload is empty (0 bytes); send a JPEG/PNG/... file.")
         return search(clock, page, lambda store: (store.encode_image_bytes(data), False), None)
+
+    add_duplicates_route(app, backend)
 
     @app.get("/api/images/{image_id}", tags=["images"])
     def image_record(image_id: ImageId) -> dict[str, Any]:
