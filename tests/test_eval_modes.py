@@ -66,7 +66,7 @@ def test_cli_eval_mode_table_and_json(captioned, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("VSTORE_DATABASE_URL", captioned.database_url)
     monkeypatch.setenv("VSTORE_HOME", str(captioned.home))
     out = tmp_path / "modes.json"
-    assert main(["eval", "--mode", "text", "--recall-k", "1,5,10", "--json", str(out)]) == 0
+    assert main(["eval", "--mode", "text", "--recall-k", "1,5,10", "--out", str(out)]) == 0
     table = capsys.readouterr().out
     assert "R@1" in table and "text" in table
     document = json.loads(out.read_text())

@@ -11,8 +11,8 @@ import typer
 
 from vstore.cli.app import DeviceOpt, app, info, print_json, settings, warn, warn_random_weights
 from vstore.compare.names import METHOD_NAMES
-from vstore.db.knobs import DEFAULT_EF_SEARCH
 from vstore.config import Settings
+from vstore.db.knobs import DEFAULT_EF_SEARCH
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -152,7 +152,7 @@ def eval_command(
     if spec.random_weights and mode != "text":
         warn_random_weights(spec.label)
     if mode is not None:
-        _eval_modes(current, mode, recall_k, dataset, limit, seed, rrf_k, json_file)
+        _eval_modes(current, mode, recall_k, dataset, queries, seed, rrf_k, as_json, out)
         return
     report = evaluate(
         current,
@@ -193,7 +193,8 @@ def _eval_modes(
     limit: int | None,
     seed: int,
     rrf_k: int,
-    json_file: Path | None,
+    as_json: bool,
+    out: Path | None,
 ) -> None:
     """`vstore eval --mode ...`: one library call, a table, optionally the JSON file."""
     from vstore.evaluation.harness import parse_ks
@@ -204,14 +205,16 @@ def _eval_modes(
     report = evaluate_modes(
         current, modes, ks=ks, limit=limit or 1_000_000, dataset=dataset, seed=seed, rrf_k=rrf_k
     )
-    typer.echo(
-        f"{'mode':<8} {'queries':>7} " + " ".join(f"{'R@' + str(k):>7}" for k in ks) + f" {'p50 ms':>8}"
-    )
-    for r in report.results:
-        cells = " ".join(f"{r.recall[k]:>7.3f}" for k in ks)
-        typer.echo(f"{r.mode:<8} {r.queries:>7} {cells} {r.p50_ms:>8.2f}")
+    if as_json:
+        print_json(report.as_json())
+    else:
+        header = " ".join(f"{'R@' + str(k):>7}" for k in ks)
+        typer.echo(f"{'mode':<8} {'queries':>7} {header} {'p50 ms':>8}")
+        for r in report.results:
+            cells = " ".join(f"{r.recall[k]:>7.3f}" for k in ks)
+            typer.echo(f"{r.mode:<8} {r.queries:>7} {cells} {r.p50_ms:>8.2f}")
     if report.random_weights:
         info("vector and hybrid figures come from random weights: only the text row means anything here.")
-    if json_file is not None:
-        json_file.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
-        info(f"wrote {json_file}")
+    if out is not None:
+        out.write_text(json.dumps(report.as_json(), indent=2) + "\n", encoding="utf-8")
+        info(f"wrote {out}")
