@@ -119,7 +119,9 @@ def make_coco_folder(root: Path, images: int, seed: int = 0) -> tuple[Path, list
     from vstore.bench import imagegen
 
     rng = np.random.default_rng(seed)
-    entries, annotations, texts = [], [], []
+    entries: list[dict] = []
+    annotations: list[dict] = []
+    texts: list[str] = []
     for i in range(images):
         image_id = 1 + i
         name = f"{image_id:012d}.jpg"
