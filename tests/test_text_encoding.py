@@ -192,3 +192,70 @@ def test_a_single_short_query_runs_on_one_thread_and_big_batches_on_all(tiny_enc
         assert torch.get_num_threads() == 2  # restored
     finally:
         torch.set_num_threads(threads)
+
+
+def _sequence_first_transformer(width: int, layers: int, heads: int):
+    """A text transformer with open_clip 2.24's contract: forward takes [tokens, batch, width] (its callers
+    permute) and there is no `batch_first` attribute. Real open_clip blocks, run sequence-first."""
+    import torch
+    from open_clip.transformer import Transformer
+
+    class SequenceFirst(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.resblocks = Transformer(width, layers, heads, batch_first=False).resblocks
+
+        def get_cast_dtype(self):
+            return self.resblocks[0].mlp.c_fc.weight.dtype
+
+        def forward(self, x, attn_mask=None):
+            for block in self.resblocks:
+                x = block(x, attn_mask=attn_mask)
+            return x
+
+    module = SequenceFirst().eval()
+    assert not hasattr(module, "batch_first")
+    return module
+
+
+def _encode_text_2_24(model, text):
+    """open_clip 2.24's CLIP.encode_text: it permutes around its sequence-first transformer."""
+    import torch
+
+    cast_dtype = model.transformer.get_cast_dtype()
+    x = model.token_embedding(text).to(cast_dtype) + model.positional_embedding.to(cast_dtype)
+    x = model.transformer(x.permute(1, 0, 2), attn_mask=model.attn_mask).permute(1, 0, 2)
+    x = model.ln_final(x)
+    return x[torch.arange(x.shape[0]), text.argmax(dim=-1)] @ model.text_projection
+
+
+def test_a_sequence_first_text_transformer_as_in_open_clip_2_24_falls_back_to_encode_text():
+    """Issue 20, item 12: pyproject allows open_clip_torch>=2.24, whose text transformer is sequence-first.
+    Its model is a plain CLIP (same class, same encode_text), so only the transformer's own contract tells:
+    cut batch-first tokens fed to it crash or mix texts; the encoder must use encode_text instead."""
+    import types
+
+    import torch
+    from open_clip.model import CLIP
+
+    torch.manual_seed(4)
+    model = CLIP(embed_dim=16, vision_cfg=TINY_VISION, text_cfg=TINY_TEXT).eval()
+    model.transformer = _sequence_first_transformer(width=32, layers=2, heads=2)
+    model.encode_text = types.MethodType(_encode_text_2_24, model)  # what 2.24's class method does
+    tokenizer = _tiny_tokenizer()
+    text = TextEncoder(model, tokenizer, _forward, batch_size=4)
+    assert text.path == FULL_CONTEXT
+    got = text.encode(TEXTS)
+    assert text.batches == {PADDING_FREE: 0, FULL_CONTEXT: 3}
+    assert np.abs(got - _reference(model, tokenizer, TEXTS)).max() < TOLERANCE
+    assert np.abs(got[0] - got[2]).max() > 100 * TOLERANCE  # different texts, different vectors
+
+
+def test_a_custom_text_tower_without_open_clip_3_attributes_falls_back_instead_of_raising():
+    """2.24's TextTransformer has no `use_pad_mask` and a sequence-first transformer: reading the attribute
+    must not raise, and the tower must not be cut."""
+    model = _custom_text_model()
+    del model.text.use_pad_mask
+    assert TextEncoder(model, _tiny_tokenizer(), _forward).path == PADDING_FREE  # the attribute may be absent
+    model.text.transformer = _sequence_first_transformer(width=32, layers=2, heads=2)
+    assert TextEncoder(model, _tiny_tokenizer(), _forward).path == FULL_CONTEXT

@@ -11,6 +11,11 @@ Towers where this is not exact fall back to open_clip's own `encode_text` on ful
 bidirectional attention (SigLIP-style), a padding mask, an appended class token (CoCa), `first`/`last`
 pooling, Hugging Face text towers, or any model class whose `encode_text` is not open_clip's CLIP or
 CustomTextCLIP one. Only open_clip's own modules run (transformer, ln_final, text_projection).
+
+The path relies on open_clip >= 2.26's module contract: the text transformer takes batch-first input
+[batch, tokens, width] and says so with a `batch_first` attribute (2.24's takes sequence-first input and
+has none; its callers permute). Every attribute read is checked, not assumed: a tower from an open_clip
+that lacks one (`batch_first`, `use_pad_mask`, `text_pool_type` ...) falls back to `encode_text`.
 """
 
 from __future__ import annotations
@@ -53,6 +58,23 @@ def _is_causal(mask: Any) -> bool:
     return bool(torch.isneginf(mask[upper]).all()) and bool((mask[~upper] == 0).all())
 
 
+def _attributes(owner: Any, names: tuple[str, ...]) -> dict[str, Any] | None:
+    """owner's attributes by name, or None when it lacks any (an open_clip without this module shape)."""
+    missing = object()
+    found = {name: getattr(owner, name, missing) for name in names}
+    return None if any(value is missing for value in found.values()) else found
+
+
+TOWER_ATTRIBUTES = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+
+
+def _batch_first_transformer(transformer: Any) -> bool:
+    """True for a transformer whose forward takes [batch, tokens, width] (open_clip >= 2.26 declares it with
+    `batch_first`, transposing inside when False). 2.24's has no such attribute and takes sequence-first
+    input: fed batch-first tokens it crashes or mixes texts."""
+    return hasattr(transformer, "batch_first") and callable(getattr(transformer, "get_cast_dtype", None))
+
+
 def text_tower(model: Any) -> TextTower | None:
     """The tower's modules when padding-free encoding is exact for `model`, else None (use encode_text)."""
     from open_clip.model import CLIP, CustomTextCLIP
@@ -60,37 +82,36 @@ def text_tower(model: Any) -> TextTower | None:
 
     model_type = type(model)
     if isinstance(model, CLIP) and model_type.encode_text is CLIP.encode_text:
+        parts = _attributes(model, (*TOWER_ATTRIBUTES, "attn_mask", "text_pool_type"))
+        if parts is None:
+            return None
         tower = TextTower(
-            token_embedding=model.token_embedding,
-            positional_embedding=model.positional_embedding,
-            transformer=model.transformer,
-            ln_final=model.ln_final,
-            text_projection=model.text_projection,
-            attn_mask=model.attn_mask,
-            pool_type=model.text_pool_type,
+            **{name: parts[name] for name in TOWER_ATTRIBUTES},
+            attn_mask=parts["attn_mask"],
+            pool_type=parts["text_pool_type"],
             eos_id=getattr(model, "text_eos_id", None),
         )
     elif isinstance(model, CustomTextCLIP) and model_type.encode_text is CustomTextCLIP.encode_text:
         text = model.text
+        if not isinstance(text, TextTransformer) or type(text).forward is not TextTransformer.forward:
+            return None
+        parts = _attributes(text, (*TOWER_ATTRIBUTES, "attn_mask", "pool_type", "cls_emb", "output_tokens"))
         if (
-            not isinstance(text, TextTransformer)
-            or type(text).forward is not TextTransformer.forward
-            or text.cls_emb is not None  # CoCa: a class token appended after the padding, pooled last
-            or text.use_pad_mask  # the pad mask changes what each position attends to
-            or text.output_tokens  # forward returns (pooled, tokens): leave that shape to open_clip
+            parts is None
+            or parts["cls_emb"] is not None  # CoCa: a class token appended after the padding, pooled last
+            or getattr(text, "use_pad_mask", False)  # the pad mask changes what each position attends to
+            or parts["output_tokens"]  # forward returns (pooled, tokens): leave that shape to open_clip
         ):
             return None
         tower = TextTower(
-            token_embedding=text.token_embedding,
-            positional_embedding=text.positional_embedding,
-            transformer=text.transformer,
-            ln_final=text.ln_final,
-            text_projection=text.text_projection,
-            attn_mask=text.attn_mask,
-            pool_type=text.pool_type,
+            **{name: parts[name] for name in TOWER_ATTRIBUTES},
+            attn_mask=parts["attn_mask"],
+            pool_type=parts["pool_type"],
             eos_id=getattr(text, "eos_id", None),
         )
     else:
+        return None
+    if not _batch_first_transformer(tower.transformer):
         return None
     if tower.pool_type not in EXACT_POOLS or not _is_causal(tower.attn_mask):
         return None
