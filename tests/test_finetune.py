@@ -170,37 +170,31 @@ def test_training_on_captioned_shapes_beats_chance_on_the_held_out_split(setting
 
 @pytest.mark.slow
 def test_ctrl_c_saves_a_resumable_state_and_resume_finishes_the_run(settings, tmp_path, tiny_encoder):
-    import os
     import signal
     import subprocess
     import sys
-    import time
+
+    from tests.pause import child_env, wait_until_paused
 
     shapes(settings, tmp_path, tiny_encoder, 40)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")}
-    env.update(VSTORE_DATABASE_URL=settings.database_url, VSTORE_HOME=str(settings.home), VSTORE_THREADS="1")
+    env = child_env(settings, VSTORE_THREADS="1")
     out = tmp_path / "run"
     command = [sys.executable, "-m", "vstore.cli", "finetune", "--out", str(out), "--epochs", "8"]
     command += ["--batch-size", "4", "--lr", "1e-3"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline, seen = time.monotonic() + 120, b""
-    while b"steps/s" not in seen:  # the bar (carriage returns, no newline) shows the first step
-        chunk = os.read(process.stderr.fileno(), 4096)
-        assert chunk, f"finetune ended before its first step: {seen.decode()}"
-        assert time.monotonic() < deadline
-        seen += chunk
+    # the run waits after its 3rd step for the Ctrl-C: it always lands mid-run
+    paused = child_env(settings, pause="finetune.step:3", VSTORE_THREADS="1")
+    process = subprocess.Popen(command, env=paused, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_until_paused(process, settings.home, "finetune.step")
     process.send_signal(signal.SIGINT)
-    err = (seen + process.communicate(timeout=120)[1]).decode()
-    if process.returncode == 0:
-        pytest.skip("the run finished before Ctrl-C reached it")
+    err = process.communicate(timeout=120)[1].decode()
     assert process.returncode == 130, err
     assert "continue with: vstore finetune --resume" in err and "Traceback" not in err
     assert (out / "resume.pt").is_file() and not (out / "model.pt").exists()
 
     import torch
 
-    stopped_at = torch.load(out / "resume.pt", weights_only=True)["step"]
-    assert 0 < stopped_at < 8 * 9  # 36 training images, batches of 4: 9 steps an epoch
+    # Ctrl-C stops after the current step: the 3rd of 8 * 9 (36 training images, batches of 4)
+    assert torch.load(out / "resume.pt", weights_only=True)["step"] == 3
 
     resumed = subprocess.run(
         [sys.executable, "-m", "vstore.cli", "finetune", "--resume", "--out", str(out), "--json"],

@@ -5,17 +5,16 @@ SIGKILLed subprocess) loses nothing and the re-run continues; a dimension change
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests import imagegen
+from tests.pause import child_env, wait_until_paused
 from vstore.config import Settings
 from vstore.db.connect import connection, vector_array
 from vstore.db.indexes import list_indexes
@@ -243,8 +242,7 @@ def test_sigkill_during_reembed_then_rerun_completes_with_nothing_lost(settings,
     shapes(settings, tmp_path / "shapes", tiny_encoder, n)
     checkpoint = make_checkpoint(tmp_path / "other.pt")
     before = vectors(settings, "images")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")}
-    env.update(VSTORE_DATABASE_URL=settings.database_url, VSTORE_HOME=str(settings.home), VSTORE_THREADS="1")
+    env = child_env(settings, VSTORE_THREADS="1")
     command = [
         sys.executable,
         "-m",
@@ -256,17 +254,14 @@ def test_sigkill_during_reembed_then_rerun_completes_with_nothing_lost(settings,
         "2",
         "--json",
     ]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while _count(settings, "SELECT count(*) FROM reembed_images") < 4:
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    # the switch waits after 4 images re-embedded (2 committed batches): the SIGKILL lands mid-switch
+    paused = child_env(settings, pause="reembed.images:4", VSTORE_THREADS="1")
+    process = subprocess.Popen(command, env=paused, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_until_paused(process, settings.home, "reembed.images")
     process.send_signal(signal.SIGKILL)
     process.wait()
     done = _count(settings, "SELECT count(*) FROM reembed_images")
-    if _count(settings, "SELECT count(*) FROM reembed_run") == 0:
-        pytest.skip("the switch finished before it could be killed")
+    assert done == 4 and _count(settings, "SELECT count(*) FROM reembed_run") == 1
     assert model_row(settings)[1] == "random" and len(vectors(settings, "images")) == n
     assert len(search_ids(settings)) == 5  # old vectors, still searchable
 

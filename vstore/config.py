@@ -70,6 +70,8 @@ class Settings:
     # indexes and rebuilds them at the end (docs/ingest.md has the measurements).
     bulk_load_rows: int = 10_000
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S  # seconds any lock wait may last (VSTORE_LOCK_TIMEOUT)
+    # Test-only (VSTORE_TEST_PAUSE=POINT:N): see pause_point. None in every real run.
+    test_pause: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -86,6 +88,7 @@ class Settings:
             threads=_int(env, "VSTORE_THREADS", None),
             bulk_load_rows=_int(env, "VSTORE_BULK_LOAD_ROWS", 10_000) or 10_000,
             lock_timeout=_lock_timeout(env),
+            test_pause=env.get("VSTORE_TEST_PAUSE") or None,
         )
         return settings.with_overrides(**overrides)
 
@@ -99,3 +102,38 @@ class Settings:
     @property
     def pgdata(self) -> Path:
         return self.home / "pg"
+
+    def pause_point(self, point: str, done: int) -> None:
+        """Test-only: lets crash tests interrupt work at a known point instead of racing it. Long work
+        calls this after each committed unit (`done` units so far) at its named point ("ingest.batch",
+        "reembed.batch", "finetune.step"). With VSTORE_TEST_PAUSE=POINT:N the process, on reaching N at
+        POINT, writes HOME/paused-at-POINT (its pid) and waits for a signal: the test's SIGKILL or SIGINT
+        then always lands mid-work. A signal whose handler returns (finetune's Ctrl-C flag) ends the wait
+        and the work goes on. Unset (every real run), this returns at once."""
+        if self.test_pause is None:
+            return
+        name, _, count = self.test_pause.partition(":")
+        if name != point or done != int(count or 1):
+            return
+        _wait_for_a_signal(self.home / f"paused-at-{point}")
+
+
+def _wait_for_a_signal(marker: Path) -> None:
+    """Write `marker`, then block until a signal with a Python handler arrives (SIGINT; SIGKILL just ends
+    the process). The wake-up fd catches a signal sent before the wait began, or received by another
+    thread (torch's), so the wait never misses it. Python runs the handler right after: Ctrl-C's default
+    raises KeyboardInterrupt out of here. Main thread only (signal.set_wakeup_fd)."""
+    import select
+    import signal
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = signal.set_wakeup_fd(write_end)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(os.getpid()))
+        select.select([read_end], [], [])
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(read_end)
+        os.close(write_end)

@@ -318,6 +318,7 @@ def finetune(
             epoch_started = time.perf_counter()
         rate = (step + 1 - first) / max(time.perf_counter() - started, 1e-9)
         say(StepProgress(step + 1, trainer.steps_total, epoch, loss, rate, "train"))
+        settings.pause_point("finetune.step", step + 1)  # test-only: crash tests stop here
         if stop is not None and step + 1 < trainer.steps_total and stop():
             ckpt.save_torch(out / ckpt.RESUME_FILE, trainer.state(step + 1, history, epoch_s))
             return FinetuneResult(

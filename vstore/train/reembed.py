@@ -129,10 +129,15 @@ def _start_run(conn: psycopg.Connection, new: ModelSpec, report: ReembedReport) 
 
 
 def _encode_images(
-    conn: psycopg.Connection, encoder: Encoder, batch: int, report: ReembedReport, say: Progress
+    conn: psycopg.Connection,
+    encoder: Encoder,
+    settings: Settings,
+    report: ReembedReport,
+    say: Progress,
 ) -> int:
     todo = conn.execute(load("queries/reembed_todo_images")).fetchall()
     transform = encoder.image_transform()
+    batch = settings.batch_size
     for start in range(0, len(todo), batch):
         rows = todo[start : start + batch]
         pixels, good, bad = [], [], []
@@ -153,6 +158,7 @@ def _encode_images(
                 )
         report.images_encoded += len(rows)
         say(ReembedProgress("images", start + len(rows), len(todo)))
+        settings.pause_point("reembed.images", report.images_encoded)  # test-only: crash tests stop here
     return len(todo)
 
 
@@ -258,7 +264,7 @@ def reembed(
         if encoder.dim != new.dim:
             raise ModelMismatch(f"the encoder gives {encoder.dim}-d vectors; {new.label} is {new.dim}-d.")
         batch = settings.batch_size
-        _encode_images(conn, encoder, batch, report, say)
+        _encode_images(conn, encoder, settings, report, say)
         _encode_captions(conn, encoder, batch, report, say)
         report.encode_s = time.perf_counter() - started - report.load_s
 
@@ -270,7 +276,7 @@ def reembed(
             conn.execute(
                 "LOCK TABLE public.images, public.captions, public.text_queries IN SHARE ROW EXCLUSIVE MODE"
             )
-            _encode_images(conn, encoder, batch, report, say)  # what an ingest wrote meanwhile
+            _encode_images(conn, encoder, settings, report, say)  # what an ingest wrote meanwhile
             _encode_captions(conn, encoder, batch, report, say)
             _swap(conn, new, old, report)
         report.swap_s = time.perf_counter() - swap_started
