@@ -5,6 +5,7 @@ SIGKILLed subprocess) loses nothing and the re-run continues; a dimension change
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -323,3 +324,34 @@ def test_vstore_eval_on_the_switched_database_reproduces_the_after_scores(
         assert abs(
             measured[f"caption_image.precision@{k}"] - after[f"search.caption_image.precision@{k}"]
         ) <= (1 / queries + 1e-9)
+
+
+def test_an_image_missing_during_a_reembed_is_encoded_when_its_file_returns_unchanged(
+    settings, tmp_path, tiny_encoder
+):
+    """Issue 20, item 10: reembed clears the vector of a missing image (it has none from the new model);
+    when the file comes back with the same size and mtime, the next ingest must encode it, not mark it
+    present with no vector (then it counted as present and no search found it)."""
+    root = tmp_path / "shapes"
+    shapes(settings, root, tiny_encoder, 6)
+    returning, away = root / "00002.png", tmp_path / "away.png"
+    os.rename(returning, away)  # a rename keeps size and mtime: the file comes back 'unchanged'
+    ingest(settings, root, encoder=tiny_encoder)
+    reembed(settings, str(make_checkpoint(tmp_path / "other.pt")))
+    with connection(settings) as conn:
+        image_id, status, embedding = conn.execute(
+            "SELECT id, status, embedding FROM images WHERE path = %s", (returning.name,)
+        ).fetchone()
+    assert (status, embedding) == ("missing", None)
+
+    os.rename(away, returning)
+    report = ingest(settings, root)  # the database's new model (the checkpoint), loaded by the ingest
+
+    assert report.images_encoded == 1
+    with connection(settings) as conn:
+        status, has_vector = conn.execute(
+            "SELECT status, embedding IS NOT NULL FROM images WHERE id = %s", (image_id,)
+        ).fetchone()
+    assert (status, has_vector) == ("ok", True)
+    with Store(settings) as store:
+        assert store.search_image(returning, k=1)[0].id == image_id

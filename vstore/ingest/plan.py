@@ -55,7 +55,9 @@ def plan_chunk(
         ]
         wanted = {c.source_id for c in record.captions}
         gone.extend(c.id for source_id, c in had.items() if source_id not in wanted)
-        reusable = row is not None and row.status in ("ok", "missing")
+        # a stored row whose content and vector can stand: a row without a vector (failed, or missing
+        # during a reembed, which clears those) is read, hashed and encoded again
+        reusable = row is not None and row.status in ("ok", "missing") and row.embedded
         stat = _stat(record.file)
         unchanged = reusable and not rescan and stat is not None and (row.size, row.mtime) == stat  # type: ignore[union-attr]
         metadata_changed = row is not None and (row.split, row.source_id, row.label) != (

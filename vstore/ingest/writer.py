@@ -51,6 +51,7 @@ class StoredImage:
     split: str | None
     source_id: str | None
     label: str | None
+    embedded: bool  # has a vector: a row without one must be encoded, whatever its size and mtime say
 
 
 @dataclass(frozen=True)
