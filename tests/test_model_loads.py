@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from tests import imagegen
+from tests.pause import child_env
 from vstore.ingest.pipeline import ingest
 from vstore.search.store import Store
 
@@ -77,22 +78,66 @@ def test_search_by_a_cached_text_and_an_index_rebuild_load_no_model(settings, tm
     assert len(loads) == 2
 
 
-def test_unchanged_rerun_imports_neither_torch_nor_open_clip(settings, tmp_path):
+HEAVY = "sorted(m for m in ('torch', 'open_clip') if m in sys.modules)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("env", "options"),
+    [
+        pytest.param({}, [], id="recorded-model"),
+        pytest.param({"VSTORE_PRETRAINED": "random"}, [], id="VSTORE_PRETRAINED"),
+        pytest.param({"VSTORE_MODEL": "vstore-tiny"}, ["--pretrained", "random"], id="--pretrained"),
+    ],
+)
+def test_unchanged_rerun_imports_neither_torch_nor_open_clip(settings, tmp_path, env, options):
     """What makes a re-run fast: a fresh process that finds nothing to encode never imports the model's
-    libraries (seconds of import time alone)."""
+    libraries (seconds of import time alone), also when --pretrained / VSTORE_PRETRAINED name the model
+    the database records (issue 20, item 11: the README's first command sets VSTORE_PRETRAINED=random)."""
     root = tmp_path / "coco"
     imagegen.make_coco(root, n=4)
     ingest(settings, root)
     code = (
         "import json, sys\n"
-        "from pathlib import Path\n"
-        "from vstore.config import Settings\n"
-        "from vstore.ingest import ingest\n"
-        f"s = Settings(database_url={settings.database_url!r}, home=Path({str(settings.home)!r}),\n"
-        "    workers=1)\n"
-        f"r = ingest(s, {str(root)!r})\n"
-        "print(json.dumps({'unchanged': r.unchanged, 'loaded': r.model_loaded,\n"
-        "    'heavy': sorted(m for m in ('torch', 'open_clip') if m in sys.modules)}))\n"
+        "from vstore.cli import main\n"
+        f"code = main(['ingest', {str(root)!r}, '--json', '--workers', '1', *{options!r}])\n"
+        f"print(json.dumps({{'code': code, 'heavy': {HEAVY}}}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"unchanged": 4, "loaded": False, "heavy": []}
+    child = child_env(settings, **env)
+    out = subprocess.run([sys.executable, "-c", code], env=child, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report, result = (json.loads(line) for line in out.stdout.strip().splitlines()[-2:])
+    assert (report["unchanged"], report["model_loaded"]) == (4, False)
+    assert result == {"code": 0, "heavy": []}
+
+
+def test_an_ask_for_the_recorded_model_is_recognised_and_nothing_else_is_assumed(tmp_path):
+    """The check behind the fast re-run (vstore.encode.encoder.surely_same_model): True only for the
+    recorded architecture with the recorded tag or a checkpoint of the recorded content; anything else
+    goes to the full comparison, which refuses a different model."""
+    import hashlib
+
+    from vstore.encode.encoder import ModelSpec, surely_same_model
+
+    tagged = ModelSpec("vstore-tiny", "random", 32)
+    assert surely_same_model(tagged, "vstore-tiny", "random")
+    assert not surely_same_model(tagged, "ViT-B-32", "random")
+    assert not surely_same_model(tagged, "vstore-tiny", "openai")
+    checkpoint, copy = tmp_path / "model.pt", tmp_path / "copy.pt"
+    checkpoint.write_bytes(b"weights")
+    copy.write_bytes(b"weights")
+    recorded = ModelSpec("vstore-tiny", str(checkpoint), 32, hashlib.sha256(b"weights").hexdigest())
+    assert surely_same_model(recorded, "vstore-tiny", str(checkpoint))
+    assert surely_same_model(recorded, "vstore-tiny", str(copy))  # same bytes elsewhere
+    assert not surely_same_model(recorded, "vstore-tiny", "random")
+    checkpoint.write_bytes(b"other weights")
+    assert not surely_same_model(recorded, "vstore-tiny", str(checkpoint))
+
+
+def test_an_ask_for_another_model_is_still_refused(settings, tmp_path):
+    from vstore.db.migrations import resolve_model
+    from vstore.errors import ModelMismatch
+
+    assert resolve_model(settings.with_overrides(pretrained="random")).label == "vstore-tiny/random"
+    with pytest.raises(ModelMismatch, match="vstore-tiny/random"):
+        resolve_model(settings.with_overrides(model="ViT-B-32", pretrained="random"))

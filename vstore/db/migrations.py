@@ -13,7 +13,7 @@ from vstore.config import DEFAULT_MODEL, DEFAULT_PRETRAINED, Settings
 from vstore.db import locks
 from vstore.db.connect import connection, ensure_pgvector
 from vstore.db.indexes import STORAGE_TYPES, column_type
-from vstore.encode.encoder import RANDOM, ModelSpec, resolve_spec
+from vstore.encode.encoder import RANDOM, ModelSpec, resolve_spec, surely_same_model
 from vstore.errors import ConfigError, LockTimeout, ModelMismatch, SchemaNotReady, VstoreError
 
 HEAD = "head"
@@ -315,7 +315,7 @@ def _confirm(
     """Refuse an explicitly asked model, storage or text search configuration that differs from what the
     database records."""
     if name or tag:
-        check_same_model(recorded, resolve_spec(name or recorded.name, tag or recorded.pretrained))
+        check_asked_model(recorded, name, tag)
     recorded_storage = column_type(conn, "images")[0]
     if storage is not None and storage != recorded_storage:
         raise ConfigError(
@@ -371,6 +371,14 @@ def resolve_model(settings: Settings) -> ModelSpec:
     """The model to encode with: the database's, refusing a different --model/--pretrained."""
     recorded = require_model(settings)
     if settings.model or settings.pretrained:
-        wanted = resolve_spec(settings.model or recorded.name, settings.pretrained or recorded.pretrained)
-        check_same_model(recorded, wanted)
+        check_asked_model(recorded, settings.model, settings.pretrained)
     return recorded
+
+
+def check_asked_model(recorded: ModelSpec, name: str | None, tag: str | None) -> None:
+    """Refuse an asked model (--model/--pretrained, VSTORE_MODEL/VSTORE_PRETRAINED) other than the recorded
+    one. An ask that names the recorded model is settled without importing open_clip or torch (an
+    unchanged re-run stays a fraction of a second); anything else is resolved and compared in full."""
+    name, tag = name or recorded.name, tag or recorded.pretrained
+    if not surely_same_model(recorded, name, tag):
+        check_same_model(recorded, resolve_spec(name, tag))

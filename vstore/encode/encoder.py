@@ -99,6 +99,19 @@ def resolve_spec(name: str, pretrained: str) -> ModelSpec:
     return ModelSpec(name=name, pretrained=pretrained, dim=model_dim(name), checkpoint_sha256=checkpoint_sha)
 
 
+def surely_same_model(recorded: ModelSpec, name: str, pretrained: str) -> bool:
+    """True when (name, pretrained) certainly names the recorded model, decided without open_clip or torch:
+    the recorded architecture (so its dimension) with the recorded tag, or with a checkpoint file whose
+    content hash the record holds. False means "not sure": resolve_spec and compare (which imports
+    open_clip). This keeps an unchanged re-run with VSTORE_PRETRAINED / --pretrained fast."""
+    if name != recorded.name:
+        return False
+    if pretrained != RANDOM and Path(pretrained).expanduser().is_file():  # as resolve_spec decides
+        path = Path(pretrained).expanduser().resolve()
+        return recorded.checkpoint_sha256 is not None and _sha256_file(path) == recorded.checkpoint_sha256
+    return recorded.checkpoint_sha256 is None and pretrained == recorded.pretrained
+
+
 class Encoder(Protocol):
     spec: ModelSpec
 
