@@ -31,6 +31,7 @@ def _vstore(home: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_start_is_reused_and_serves_pgvector_0_8(home):
     url = embedded.start(home)
     first_pid = embedded.status(home).pid
@@ -44,6 +45,7 @@ def test_start_is_reused_and_serves_pgvector_0_8(home):
     assert int(server) >= 180000
 
 
+@pytest.mark.slow
 def test_stop_then_start_keeps_the_data(home):
     url = embedded.start(home)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -57,6 +59,7 @@ def test_stop_then_start_keeps_the_data(home):
         assert conn.execute("SELECT x FROM kept").fetchone()[0] == 7
 
 
+@pytest.mark.slow
 def test_two_commands_starting_at_once_share_one_server(home):
     procs = [
         subprocess.Popen(
@@ -90,6 +93,7 @@ def _postmasters_for(pgdata: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_server_killed_with_sigkill_does_not_block_the_next_start(home):
     url = embedded.start(home)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -106,6 +110,7 @@ def test_a_server_killed_with_sigkill_does_not_block_the_next_start(home):
         assert conn.execute("SELECT x FROM survivor").fetchone()[0] == 1
 
 
+@pytest.mark.slow
 def test_a_pid_file_naming_a_foreign_process_is_treated_as_stale(home):
     embedded.start(home)
     embedded.stop(home)
@@ -129,6 +134,7 @@ def test_a_pid_file_naming_a_foreign_process_is_treated_as_stale(home):
         sleeper.kill()
 
 
+@pytest.mark.slow
 def test_cli_db_commands_start_report_and_stop(home):
     assert _vstore(home.home, "db", "start").returncode == 0
     status = _vstore(home.home, "db", "status", "--json")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import psycopg
+import pytest
 
 from tests.conftest import with_database
 from vstore.db.roles import role_url
@@ -23,6 +24,7 @@ def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_help_does_not_import_torch():
     code = (
         "import sys; from vstore.cli import main; main(['--help']); "
@@ -33,6 +35,7 @@ def test_help_does_not_import_torch():
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_unreachable_server_is_one_line_naming_the_fix(tmp_path):
     result = _run(
         "db", "status", VSTORE_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", VSTORE_HOME=str(tmp_path)
@@ -44,6 +47,7 @@ def test_unreachable_server_is_one_line_naming_the_fix(tmp_path):
     assert "cannot connect to PostgreSQL" in lines[0] and "VSTORE_DATABASE_URL" in lines[0]
 
 
+@pytest.mark.slow
 def test_missing_database_is_reported_with_the_fix(server_url, tmp_path):
     result = _run(
         "db", "status", VSTORE_DATABASE_URL=with_database(server_url, "no_such_db"), VSTORE_HOME=str(tmp_path)
@@ -53,6 +57,7 @@ def test_missing_database_is_reported_with_the_fix(server_url, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_user_who_may_not_create_the_vector_extension_gets_a_clear_error(server_url, tmp_path):
     admin = with_database(server_url, "postgres")
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -73,12 +78,14 @@ def test_a_user_who_may_not_create_the_vector_extension_gets_a_clear_error(serve
             conn.execute("DROP ROLE IF EXISTS limited_user")
 
 
+@pytest.mark.slow
 def test_bad_option_exits_2(tmp_path):
     result = _run("db", "no-such-command", VSTORE_HOME=str(tmp_path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_bad_integer_setting_is_a_config_error(tmp_path):
     result = _run("db", "status", VSTORE_BATCH_SIZE="many", VSTORE_HOME=str(tmp_path))
     assert result.returncode == 2

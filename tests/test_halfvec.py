@@ -184,6 +184,7 @@ def test_search_export_and_compare_work_on_halfvec(half_settings, tmp_path):
     assert best >= 0.95 and next(r for r in rows if r.method == "faiss-flat").recall_at_k == 1.0
 
 
+@pytest.mark.slow
 def test_cli_init_storage_option_rejects_an_unknown_storage_with_exit_2(tmp_path):
     import os
     import subprocess

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests import imagegen
+from tests.pause import child_env, wait_until_paused
 from vstore.cli import main
 from vstore.db.connect import connection
 
@@ -84,25 +83,22 @@ def _count(settings, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
 
+@pytest.mark.slow
 def test_sigkill_mid_ingest_then_rerun_gives_exactly_one_row_per_image_and_caption(settings, tmp_path):
     root = tmp_path / "coco"
     n = 120
     imagegen.make_coco(root, n=n, size=(160, 120))
     captions = sum(1 + i % 5 for i in range(n))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VSTORE_")}
-    env.update(VSTORE_DATABASE_URL=settings.database_url, VSTORE_HOME=str(settings.home))
+    env = child_env(settings)
     command = [sys.executable, "-m", "vstore.cli", "ingest", str(root), "--batch-size", "2", "--workers", "1"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while _count(settings, "SELECT count(*) FROM images") == 0:
-        assert process.poll() is None, process.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    # the ingest waits after its 3rd committed batch (6 images): the SIGKILL always lands mid-ingest
+    paused = child_env(settings, pause="ingest.batch:3")
+    process = subprocess.Popen(command, env=paused, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_until_paused(process, settings.home, "ingest.batch")
     process.send_signal(signal.SIGKILL)
     process.wait()
     partial = _count(settings, "SELECT count(*) FROM images")
-    if partial == n:
-        pytest.skip("the ingest finished before it could be killed")
+    assert partial == 6
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 

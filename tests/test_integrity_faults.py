@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tests import imagegen
+from tests.pause import wait_until_paused
 from vstore.db.connect import connection
 from vstore.db.indexes import begin_bulk_load, defer_indexes, end_bulk_load, index_status, rebuild_deferred
 from vstore.db.locks import INIT
@@ -50,23 +51,17 @@ def test_sigint_during_a_bulk_load_leaves_the_hnsw_indexes_rebuilt(settings, tmp
     n = 80
     for i in range(n):
         imagegen.save_jpeg(root / f"{i:03d}.jpg", i, size=(160, 120))
-    # A bulk load from 5 new rows on (the default is 10 000): the ingest drops the vector indexes.
-    env = _env(settings, VSTORE_BULK_LOAD_ROWS="5")
+    # A bulk load from 5 new rows on (the default is 10 000): the ingest drops the vector indexes. It waits
+    # after its 2nd committed batch, indexes deferred, so the Ctrl-C always lands mid-load.
+    env = _env(settings, VSTORE_BULK_LOAD_ROWS="5", VSTORE_TEST_PAUSE="ingest.batch:2")
     command = [sys.executable, "-m", "vstore.cli", "ingest", str(root), "--batch-size", "1", "--workers", "0"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _wait(
-        lambda: (
-            _count(settings, "SELECT count(*) FROM images") > 0
-            and _count(settings, "SELECT count(*) FROM deferred_indexes") > 0
-        ),
-        process,
-        "the bulk load started",
-    )
+    wait_until_paused(process, settings.home, "ingest.batch")
+    assert _count(settings, "SELECT count(*) FROM deferred_indexes") > 0
     process.send_signal(signal.SIGINT)
     process.wait(timeout=120)
     stderr = process.stderr.read().decode()
-    if _count(settings, "SELECT count(*) FROM images") == n:
-        pytest.skip("the ingest finished before it could be interrupted")
+    assert _count(settings, "SELECT count(*) FROM images") == 2
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr

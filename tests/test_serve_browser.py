@@ -95,6 +95,7 @@ def wait_for_images(page, selector: str, count: int) -> None:
     )
 
 
+@pytest.mark.slow
 def test_typing_a_query_shows_thumbnails_and_puts_it_in_the_url(page, base_url):
     url, _ = base_url
     open_page(page, url)
@@ -114,6 +115,7 @@ def test_typing_a_query_shows_thumbnails_and_puts_it_in_the_url(page, base_url):
     assert page.is_hidden("#more")  # all 29 shown: no more pages
 
 
+@pytest.mark.slow
 def test_clicking_a_thumbnail_shows_its_captions_and_similar_images(page, base_url):
     url, _ = base_url
     open_page(page, f"{url}/?q=a+green+square&dataset=coco&split=val2017")
@@ -137,6 +139,7 @@ def test_clicking_a_thumbnail_shows_its_captions_and_similar_images(page, base_u
     assert clicked not in shown and "like image" in page.text_content("#status")
 
 
+@pytest.mark.slow
 def test_opening_a_query_address_renders_that_search(page, base_url):
     url, _ = base_url
     open_page(page, f"{url}/?q=a+blue+triangle&target=captions&k=10")
@@ -151,6 +154,7 @@ def test_opening_a_query_address_renders_that_search(page, base_url):
     page.wait_for_function("() => document.querySelectorAll('#results .row').length === 10")
 
 
+@pytest.mark.slow
 def test_uploading_an_image_finds_that_image_first(page, base_url):
     url, root = base_url
     open_page(page, url)
@@ -162,6 +166,7 @@ def test_uploading_an_image_finds_that_image_first(page, base_url):
     assert "large.jpg" in page.text_content("#status")
 
 
+@pytest.mark.slow
 def test_a_bad_upload_shows_the_servers_message(page, base_url, tmp_path):
     url, _ = base_url
     bogus = tmp_path / "notes.png"

@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from vstore.serve.server import is_loopback
 
 
@@ -20,6 +22,7 @@ def _env(settings) -> dict[str, str]:
     return {**base, "VSTORE_DATABASE_URL": settings.database_url, "VSTORE_HOME": str(settings.home)}
 
 
+@pytest.mark.slow
 def test_serve_prints_its_address_and_answers_until_stopped(settings):
     process = subprocess.Popen(
         [sys.executable, "-m", "vstore", "serve", "--port", "0"],
@@ -52,6 +55,7 @@ def test_serve_prints_its_address_and_answers_until_stopped(settings):
     assert process.stdout.read() == ""  # nothing on stdout: messages go to stderr
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line_with_the_fix(settings):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -69,6 +73,7 @@ def test_a_port_in_use_is_one_line_with_the_fix(settings):
     assert "Traceback" not in done.stderr and "loading the model" not in done.stderr  # said before loading
 
 
+@pytest.mark.slow
 def test_a_port_out_of_range_is_a_bad_option(settings):
     done = subprocess.run(
         [sys.executable, "-m", "vstore", "serve", "--port", "70000"],

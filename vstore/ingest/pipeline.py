@@ -67,6 +67,7 @@ class _Pipeline:
         self.to_check: list[tuple[ImageRow, Any, bool]] = []
         self.captions: list[tuple[str, CaptionRecord]] = []
         self.done = 0
+        self.batches = 0  # batches committed
 
     # -- accepting items -------------------------------------------------------------------------------
     def accept(self, item: PlannedImage) -> None:
@@ -139,8 +140,12 @@ class _Pipeline:
         self.writer.write_batch(self.dataset_id, self.images, caption_rows)
         report.write_s += time.perf_counter() - started
         report.captions_added += len(caption_rows)
+        written = bool(self.images or caption_rows)
         self.images, self.to_check, self.captions = [], [], []
         self.tell()
+        if written:
+            self.batches += 1
+            self.settings.pause_point("ingest.batch", self.batches)  # test-only: crash tests stop here
 
     def _encode_captions(self) -> list[CaptionRow]:
         """All captions of the batch in one call: the encoder sorts them by token length, so the more it
