@@ -32,18 +32,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "coco-sample"
 TIMEOUT = 300  # seconds for any one command (a cold torch import on a busy machine takes tens)
 
-# Every command's path, from the installed CLI itself (a command added later is covered without a change).
-LIST_COMMANDS = """
-import typer
-from vstore.cli import app
+# `--help` of every command (from the installed CLI itself: a command added later is covered without a
+# change), in one process: a process per command costs a python start-up and the CLI's imports each.
+HELP_OF_EVERY_COMMAND = """
+import contextlib, io, json, typer
+from vstore.cli import app, main
 def walk(command, path):
     yield path
     if hasattr(command, "commands"):  # a group (typer may vendor its own click: no isinstance)
         for name, sub in sorted(command.commands.items()):
             if not sub.hidden:
                 yield from walk(sub, path + [name])
-for path in walk(typer.main.get_command(app), []):
-    print(" ".join(path))
+paths, bad = list(walk(typer.main.get_command(app), [])), []
+for path in paths:
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        code = main([*path, "--help"])
+    if code != 0 or "Usage" not in shown.getvalue():
+        bad.append({"command": " ".join(path), "code": code, "shown": shown.getvalue()[-400:]})
+print(json.dumps({"commands": len(paths), "bad": bad}))
 """
 
 WHERE_FROM = """
@@ -52,8 +59,11 @@ print(json.dumps({"vstore": vstore.__file__, "alembic": str(r.alembic_dir()), "s
 """
 
 
+STARTED = time.monotonic()
+
+
 def step(message: str) -> None:
-    print(f"wheel-check: {message}", file=sys.stderr, flush=True)
+    print(f"wheel-check: {message} [{time.monotonic() - STARTED:.0f} s]", file=sys.stderr, flush=True)
 
 
 def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -79,12 +89,13 @@ def build_wheel(dist: Path) -> Path:
 
 
 def fresh_environment(venv: Path, wheel: Path) -> Path:
-    run([sys.executable, "-m", "venv", str(venv)])
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)])  # this pip installs into it (--python)
     python = venv / "bin" / "python"
     site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip()
     dependencies = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
     (Path(site) / "_test_environment_deps.pth").write_text("\n".join(dependencies) + "\n")
-    run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)])
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index"]
+    run([*pip, str(wheel)])
     return python
 
 
@@ -100,12 +111,13 @@ def check_installed(python: Path, venv: Path, env: dict[str, str], work: Path) -
 
 
 def check_help(vstore: Path, python: Path, env: dict[str, str], work: Path) -> int:
-    paths = run([str(python), "-c", LIST_COMMANDS], env=env, cwd=work).stdout.splitlines()
-    for path in paths:
-        done = run([str(vstore), *path.split(), "--help"], env=env, cwd=work)
-        if "Usage" not in done.stdout:
-            raise SystemExit(f"wheel-check: FAILED: `vstore {path} --help` printed no usage:\n{done.stdout}")
-    return len(paths)
+    root = run([str(vstore), "--help"], env=env, cwd=work).stdout  # the console script itself
+    if "Usage" not in root:
+        raise SystemExit(f"wheel-check: FAILED: `vstore --help` printed no usage:\n{root}")
+    shown = json.loads(run([str(python), "-c", HELP_OF_EVERY_COMMAND], env=env, cwd=work).stdout)
+    if shown["bad"]:
+        raise SystemExit(f"wheel-check: FAILED: --help of {json.dumps(shown['bad'], indent=1)}")
+    return int(shown["commands"])
 
 
 def json_of(vstore: Path, env: dict[str, str], work: Path, *args: str) -> Any:
@@ -159,7 +171,7 @@ def check_wings(vstore: Path, env: dict[str, str], work: Path) -> None:
     compare = work / "compare.json"
     run(
         [str(vstore), "compare", "--queries", "4", "-k", "3", "--methods", "pgvector-exact,faiss-flat",
-         "--repeats", "1", "--json", str(compare)],
+         "--repeats", "1", "--out", str(compare)],
         env=env, cwd=work,
     )  # fmt: skip
     step(f"compare: {len(json.loads(compare.read_text()))} rows")
@@ -170,9 +182,9 @@ def check_wings(vstore: Path, env: dict[str, str], work: Path) -> None:
             "eval",
             "--methods",
             "exact-numpy,pgvector-exact",
-            "--limit",
+            "--queries",
             "5",
-            "--json",
+            "--out",
             str(scores),
         ],
         env=env,
@@ -213,7 +225,6 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VSTORE_", "PYTHON"))}
     env.update(VSTORE_HOME=str(home), VSTORE_THREADS="1", PATH=f"{venv / 'bin'}:{env.get('PATH', '')}")
     vstore = venv / "bin" / "vstore"
-    started = time.monotonic()
     try:
         wheel = build_wheel(scratch / "dist")
         step(f"built {wheel.name}")
@@ -229,7 +240,7 @@ def main() -> int:
             step(f"kept {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    step(f"OK in {time.monotonic() - started:.0f} s")
+    step("OK")
     return 0
 
 

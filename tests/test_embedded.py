@@ -183,6 +183,7 @@ PROGRAMS = (
 EXTENSIONS = ("plpgsql", "vector", "pg_prewarm", "pg_stat_statements", "pg_buffercache")
 
 
+@pytest.mark.slow
 def test_the_wheel_bundles_every_program_and_extension_vstore_uses():
     from vstore.db import pgwheel
 
