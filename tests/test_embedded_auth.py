@@ -162,3 +162,18 @@ def test_db_psql_reader_logs_in_as_the_read_only_role(tmp_path):
         assert write.returncode != 0 and "read-only" in write.stderr + write.stdout
     finally:
         embedded.stop(Settings(home=home))
+
+
+@pytest.mark.slow
+def test_a_lost_password_file_is_one_error_that_says_how_to_recover(tmp_path):
+    home = tmp_path / "home"
+    settings = Settings(home=home)
+    try:
+        embedded.start(settings)
+        auth.passfile(home).unlink()
+        result = _vstore(home, "db", "url")
+        assert result.returncode == 1 and result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "does not have it" in lines[0] and "--single" in lines[0], lines
+    finally:
+        embedded.stop(settings)

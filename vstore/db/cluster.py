@@ -9,6 +9,7 @@ or, for a new one, as the system user SYSTEM_USER (created once with useradd, as
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass
@@ -224,7 +225,8 @@ def initdb(pgdata: Path, owner: str, password: str, user: str | None) -> None:
     pgdata.mkdir(parents=True, exist_ok=True)
     hand_to(pgdata, user, 0o700)
     pwfile = pgdata.parent / f".initdb-pw-{os.getpid()}"
-    pwfile.write_text(password + "\n")
+    with os.fdopen(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(password + "\n")  # 0600 from the first byte
     try:
         hand_to(pwfile, user, 0o600)
         run_tool(
@@ -245,7 +247,7 @@ def start_cluster(pgdata: Path, socket_dir: Path, *, port: int = 5432, listen: s
     socket_dir.mkdir(parents=True, exist_ok=True)
     hand_to(socket_dir, user, 0o700)
     log = log or pgdata / "log"
-    options = f"-k {socket_dir} -p {port} -h '{listen}'"
+    options = f"-k {shlex.quote(str(socket_dir))} -p {port} -h {shlex.quote(listen)}"  # pg_ctl runs sh
     run_tool(
         "pg_ctl",
         ["-D", str(pgdata), "-l", str(log), "-w", "-t", str(START_TIMEOUT_S), "-o", options, "start"],

@@ -161,9 +161,21 @@ def _secure(settings: Settings, info: Postmaster) -> None:
     pgdata = settings.pgdata.resolve()
     if auth.hba_is_ours(pgdata) and auth.OWNER in auth.passwords(settings.home):
         return
+    import psycopg
+
     assert info.socket_dir is not None
     trust = auth.socket_url(info.socket_dir, info.port, auth.OWNER, None, "postgres")
-    roles = auth.upgrade_from_trust(settings.home, trust, pgdata)
+    try:
+        roles = auth.upgrade_from_trust(settings.home, trust, pgdata)
+    except psycopg.OperationalError as exc:  # it asks for a password: vstore's own file lacks it
+        passfile = auth.passfile(settings.home)
+        raise EmbeddedServerError(
+            f"the embedded server asks for the owner's password and {passfile} does not have it "
+            f"({str(exc).strip().splitlines()[-1]}). Restore that file from a backup of the home, or set a "
+            f"new one: `vstore db stop`, then `echo \"ALTER ROLE postgres PASSWORD 'NEW'\" | "
+            f"{tool('postgres')} --single -D {pgdata} postgres` (as the data folder's owner), and add the "
+            f"line `*:*:*:postgres:NEW` to {passfile} (mode 0600)."
+        ) from None
     log.warning(
         "vstore: the embedded server in %s now requires passwords (scram-sha-256) for every role; "
         "%s set, stored in %s.",
