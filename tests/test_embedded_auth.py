@@ -28,19 +28,19 @@ def _refused(url: str, tmp_path: Path) -> str:
 
 
 def test_the_reader_url_with_the_user_renamed_to_postgres_is_refused(settings, tmp_path):
-    # issue 20, hostile case 1: the reader's URL with its user renamed to postgres used to be a superuser
-    reader = ensure_reader(settings)
+    # issue 20, hostile case 1: the reader's URL with its user renamed to postgres used to be a superuser.
+    # (Roles are global to the session's server: another name than vstore_reader, which test_access makes.)
+    reader = ensure_reader(settings, "hostile_reader")
     password = psycopg.conninfo.conninfo_to_dict(reader.url)["password"]
     assert password
     with psycopg.connect(reader.url) as conn:
-        assert conn.execute("SELECT current_user").fetchone() == ("vstore_reader",)
+        assert conn.execute("SELECT current_user").fetchone() == ("hostile_reader",)
     renamed = role_url(reader.url, "postgres", str(password))
     assert "password authentication failed" in _refused(renamed, tmp_path)
     assert "no password supplied" in _refused(role_url(reader.url, "postgres", None), tmp_path)
-    assert "no password supplied" in _refused(role_url(reader.url, "vstore_reader", None), tmp_path)
-    assert "password authentication failed" in _refused(
-        role_url(reader.url, "vstore_reader", "guess"), tmp_path
-    )
+    assert "no password supplied" in _refused(role_url(reader.url, "hostile_reader", None), tmp_path)
+    wrong = role_url(reader.url, "hostile_reader", "guess")
+    assert "password authentication failed" in _refused(wrong, tmp_path)
 
 
 def test_every_rule_of_the_embedded_server_asks_for_a_scram_password(server_settings, server_url):
