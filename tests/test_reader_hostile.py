@@ -408,3 +408,19 @@ def test_index_status_under_the_reader_still_answers(quick, monkeypatch, capsys)
     monkeypatch.setenv("VSTORE_HOME", str(quick.home))
     assert main(["index", "status", "--json"]) == 0
     assert "images_embedding_hnsw" in capsys.readouterr().out
+
+
+def test_reader_grants_survive_a_downgrade_to_base_and_upgrade(quick):
+    from tests.conftest import TINY_SPEC
+    from vstore.db.migrations import downgrade, upgrade
+
+    reader = ensure_reader(quick)
+    downgrade(quick, "base")
+    upgrade(quick, "head", TINY_SPEC)
+    with psycopg.connect(reader.url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM images").fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM vstore.search_images(array_fill(0.1, ARRAY[32])::vector, 3)"
+        ).fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM vstore.locks")
