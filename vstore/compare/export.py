@@ -22,35 +22,14 @@ from psycopg import sql as pgsql
 
 from vstore.compare.identity import DatabaseIdentity, database_identity
 from vstore.config import Settings
-from vstore.db import sql
+from vstore.db import binary_copy, sql
 from vstore.db.connect import connection
 from vstore.errors import ConfigError, VstoreError
 
 EXPORT_TABLES = ("images", "captions")
-FORMATS = ("npy", "parquet")
+FORMATS = ("npy", "parquet", "clip-retrieval")
 DEFAULT_CHUNK_ROWS = 8192
 MANIFEST = "manifest.json"
-
-# Binary COPY framing (PostgreSQL docs, "Binary Format"): an 11-byte signature, int32 flags, int32 header
-# extension length; each tuple: int16 field count, then per field int32 length + bytes; trailer int16 -1.
-_COPY_HEADER_LEN = 19
-_COPY_TRAILER = b"\xff\xff"
-
-
-def _row_dtype(dim: int) -> np.dtype:
-    """One COPY tuple of (int8 id, vector(dim)); pgvector's binary vector is int16 dim, int16 unused,
-    then dim big-endian float4."""
-    return np.dtype(
-        [
-            ("nfields", ">i2"),
-            ("id_len", ">i4"),
-            ("id", ">i8"),
-            ("vec_len", ">i4"),
-            ("dim", ">i2"),
-            ("unused", ">i2"),
-            ("vec", ">f4", (dim,)),
-        ]
-    )
 
 
 def vector_query(table: str) -> str:
@@ -69,29 +48,36 @@ def iter_vector_chunks(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (ids int64[n], vectors float32[n, dim]) chunks of at most `chunk_rows`, in id order, holding
     at most one chunk (plus one partial COPY block) in memory."""
+    return copy_vector_chunks(conn, vector_query(table), dim, chunk_rows, table)
+
+
+def copy_vector_chunks(
+    conn: psycopg.Connection, query: str, dim: int, chunk_rows: int, what: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """iter_vector_chunks for any query of (id int8, embedding vector) rows with no NULLs."""
     if chunk_rows < 1:
         raise ConfigError("the chunk size must be at least 1 row.")
-    dtype = _row_dtype(dim)
+    dtype = binary_copy.id_vector_dtype(dim)
     chunk_bytes = dtype.itemsize * chunk_rows
     buffer = bytearray()
     header_seen = False
-    query = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(pgsql.SQL(vector_query(table)))
-    with conn.cursor() as cur, cur.copy(query) as copy:
+    copy_sql = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(pgsql.SQL(query))
+    with conn.cursor() as cur, cur.copy(copy_sql) as copy:
         for block in copy:
             buffer += block
             if not header_seen:
-                if len(buffer) < _COPY_HEADER_LEN:
+                if len(buffer) < binary_copy.HEADER_LEN:
                     continue
-                del buffer[:_COPY_HEADER_LEN]
+                del buffer[: binary_copy.HEADER_LEN]
                 header_seen = True
             while len(buffer) >= chunk_bytes:
                 yield _parse(buffer[:chunk_bytes], dtype, dim)
                 del buffer[:chunk_bytes]
-    if buffer.endswith(_COPY_TRAILER):
+    if buffer.endswith(binary_copy.TRAILER):
         del buffer[-2:]
     if len(buffer) % dtype.itemsize:
         raise VstoreError(
-            f"unexpected binary COPY layout from {table} (a vector of another dimension than {dim}?). "
+            f"unexpected binary COPY layout from {what} (a vector of another dimension than {dim}?). "
             "Check `vstore db status`; the database model and its vectors must agree."
         )
     if buffer:
@@ -101,7 +87,7 @@ def iter_vector_chunks(
 def _parse(raw: bytes | bytearray, dtype: np.dtype, dim: int) -> tuple[np.ndarray, np.ndarray]:
     rows = np.frombuffer(bytes(raw), dtype=dtype)
     if rows.size and (
-        rows["nfields"][0] != 2 or int(rows["dim"].min()) != dim or int(rows["dim"].max()) != dim
+        rows["nfields"][0] != 2 or int(rows["vec_dim"].min()) != dim or int(rows["vec_dim"].max()) != dim
     ):
         raise VstoreError(f"binary COPY rows do not hold {dim}-d vectors; the database model record is off.")
     return rows["id"].astype(np.int64), rows["vec"].astype(np.float32)
@@ -247,7 +233,8 @@ def export(
     progress: Callable[[str, int], None] | None = None,
 ) -> ExportReport:
     """Write `<table>.npy` (float32 [n, dim]), `<table>_ids.npy` (int64 database ids, same order),
-    `<table>_meta.csv` (or one `<table>.parquet` with everything) and manifest.json into `out_dir`."""
+    `<table>_meta.csv` (or one `<table>.parquet` with everything; or clip-retrieval's layout, see
+    export_clip_retrieval) and manifest.json into `out_dir`."""
     from vstore.db.migrations import require_model
 
     if format not in FORMATS:
@@ -271,10 +258,17 @@ def export(
     with connection(settings) as conn:
         # One snapshot for counts, vectors and metadata: a concurrent ingest cannot tear the export.
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if format == "clip-retrieval":
+            tables = ("images",)  # one row per image, its first caption alongside (export_clip_retrieval)
         for table in tables:
             identities[table] = database_identity(conn, table).as_dict()
             rows = count_vectors(conn, table)
-            files = writer(conn, out_dir, table, spec.dim, rows, chunk_rows)
+            if format == "clip-retrieval":
+                from vstore.compare.export_clip_retrieval import export_clip_retrieval
+
+                files = export_clip_retrieval(settings, conn, out_dir, spec.dim, rows, chunk_rows)
+            else:
+                files = writer(conn, out_dir, table, spec.dim, rows, chunk_rows)
             report.tables.append(TableExport(table=table, rows=rows, files=files))
             if progress:
                 progress(table, rows)

@@ -91,7 +91,10 @@ images = Table(
     _created_at(),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("dataset_id", "path", name="images_dataset_path_key"),
+    # encoded here, or imported from vectors computed elsewhere (`vstore import`, revision 0009)
+    Column("origin", Text, nullable=False, server_default="encoded"),
     CheckConstraint("status IN ('ok', 'failed', 'missing')", name="images_status_check"),
+    CheckConstraint("origin IN ('encoded', 'imported')", name="images_origin_check"),
     Index("images_content_hash_idx", "content_hash"),
     Index("images_dataset_split_idx", "dataset_id", "split"),
     Index("images_taken_at_idx", "taken_at"),
@@ -116,7 +119,9 @@ captions = Table(
     _created_at(),
     # full text of `text` in the configuration chosen at init (embedding_model.text_search; revision 0006)
     Column("tsv", TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)),
+    Column("origin", Text, nullable=False, server_default="encoded"),  # as images.origin
     UniqueConstraint("image_id", "source_id", name="captions_image_source_key"),
+    CheckConstraint("origin IN ('encoded', 'imported')", name="captions_origin_check"),
     Index("captions_image_id_idx", "image_id"),
     Index("captions_tsv_gin", "tsv", postgresql_using="gin"),
     Index(
