@@ -9,12 +9,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import psycopg
 
 from vstore.config import Settings
 from vstore.errors import VstoreError
-from vstore.ingest.report import IngestReport
+
+
+class IndexTimes(Protocol):
+    """What a load reports about the indexes (IngestReport, ImportReport)."""
+
+    indexes_rebuilt: list[str]
+    index_s: float
 
 
 def wants_bulk_load(settings: Settings, planned_new: int, stored_rows: int) -> bool:
@@ -23,7 +30,7 @@ def wants_bulk_load(settings: Settings, planned_new: int, stored_rows: int) -> b
     return planned_new >= settings.bulk_load_rows and planned_new > stored_rows
 
 
-def heal_deferred(conn: psycopg.Connection, report: IngestReport) -> None:
+def heal_deferred(conn: psycopg.Connection, report: IndexTimes) -> None:
     """Rebuild what a bulk load that crashed before its rebuild left deferred."""
     from vstore.db.indexes import rebuild_deferred
 
@@ -34,7 +41,7 @@ def heal_deferred(conn: psycopg.Connection, report: IngestReport) -> None:
 
 @contextmanager
 def deferred_indexes(
-    settings: Settings, conn: psycopg.Connection, report: IngestReport, *, active: bool
+    settings: Settings, conn: psycopg.Connection, report: IndexTimes, *, active: bool
 ) -> Iterator[None]:
     """Within the block, with `active`, the images and captions vector indexes are dropped under the
     lease; they are rebuilt on the way out, also when the block fails (Ctrl-C or an error mid-load must

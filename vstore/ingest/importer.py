@@ -14,7 +14,7 @@ import os
 import posixpath
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,8 @@ class ImportReport:
     images_normalised: int = 0  # vectors that were not unit length: normalised, as every vstore vector is
     captions_normalised: int = 0
     has_text: bool = False
-    indexes_rebuilt: int = 0
+    indexes_rebuilt: list[str] = field(default_factory=list)  # deferred for the load, then rebuilt
+    index_s: float = 0.0
     seconds: float = 0.0
 
     @property
@@ -125,8 +126,9 @@ def import_clip_retrieval(
     import folder and paths are stored as given."""
     from vstore.db.connect import connection
     from vstore.db.datasets import drop_if_empty, open_dataset
-    from vstore.db.indexes import column_storage
+    from vstore.db.indexes import column_type
     from vstore.db.migrations import init
+    from vstore.ingest.bulk import deferred_indexes, heal_deferred, wants_bulk_load
     from vstore.ingest.sources.clip_retrieval import CHUNK_ROWS
 
     started = time.perf_counter()
@@ -148,7 +150,7 @@ def import_clip_retrieval(
         has_text=checked.has_text,
     )
     with connection(settings, autocommit=True) as conn:
-        stage_storage = column_storage(conn, "images")
+        stage_storage = column_type(conn, "images")[0]
         conn.execute(
             pgsql.SQL(load("queries/import_create_vector_stage")).format(
                 storage=pgsql.Identifier(stage_storage)
@@ -164,9 +166,13 @@ def import_clip_retrieval(
             explicit=dataset is not None,
         )
         report.dataset = opened.name
+        heal_deferred(conn, report)
+        stored = int(conn.execute("SELECT count(*) FROM public.images").fetchone()[0])  # type: ignore[index]
         failed = True
-        with _BulkLoad(settings, conn, new_rows=checked.rows) as bulk:
-            try:
+        try:
+            with deferred_indexes(
+                settings, conn, report, active=wants_bulk_load(settings, checked.rows, stored)
+            ):
                 done = 0
                 for chunk in layout.chunks(chunk_rows or CHUNK_ROWS):
                     images, captions = _write_chunk(conn, opened.id, chunk, resolved_root, stage_storage)
@@ -175,34 +181,9 @@ def import_clip_retrieval(
                     done += len(chunk.image_paths)
                     if progress:
                         progress(done, checked.rows)
-                failed = False
-            finally:
-                if failed and opened.created and not conn.closed:
-                    drop_if_empty(conn, opened.id)
-        report.indexes_rebuilt = len(bulk.rebuilt)
+            failed = False
+        finally:
+            if failed and opened.created and not conn.closed:
+                drop_if_empty(conn, opened.id)
     report.seconds = time.perf_counter() - started
     return report
-
-
-class _BulkLoad:  # TEMPORARY until rooms' ingest/bulk.py lands
-    def __init__(self, settings: Settings, conn: psycopg.Connection, new_rows: int) -> None:
-        self.settings, self.conn, self.new_rows = settings, conn, new_rows
-        self.rebuilt: list[str] = []
-        self.bulk = False
-
-    def __enter__(self) -> _BulkLoad:
-        from vstore.db.indexes import begin_bulk_load, defer_indexes, rebuild_deferred
-
-        self.rebuilt += rebuild_deferred(self.conn)
-        self.bulk = self.new_rows >= self.settings.bulk_load_rows
-        if self.bulk:
-            begin_bulk_load(self.conn)
-            defer_indexes(self.conn, "images")
-            defer_indexes(self.conn, "captions")
-        return self
-
-    def __exit__(self, exc_type, *exc: object) -> None:
-        from vstore.ingest.pipeline import _end_bulk_load
-
-        if self.bulk:
-            self.rebuilt += _end_bulk_load(self.settings, self.conn, raise_errors=exc_type is None)
