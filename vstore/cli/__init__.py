@@ -18,6 +18,7 @@ from vstore.cli import evaluate as _evaluate  # noqa: F401
 from vstore.cli import export as _export  # noqa: F401
 from vstore.cli import faiss as _faiss  # noqa: F401
 from vstore.cli import finetune as _finetune  # noqa: F401
+from vstore.cli import imports as _imports  # noqa: F401
 from vstore.cli import index as _index  # noqa: F401
 from vstore.cli import ingest as _ingest  # noqa: F401
 from vstore.cli import reembed as _reembed  # noqa: F401

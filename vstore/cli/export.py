@@ -22,7 +22,10 @@ def export(
     format: Annotated[
         str,
         typer.Option(
-            "--format", metavar="npy|parquet", help="npy (float32 arrays + CSV metadata) or parquet."
+            "--format",
+            metavar="npy|parquet|clip-retrieval",
+            help="npy (float32 arrays + CSV metadata), parquet (embedding as a fixed-size list; DuckDB, "
+            "pandas) or clip-retrieval (img_emb/, text_emb/, metadata/ shards; images only).",
         ),
     ] = "npy",
     target: Annotated[
@@ -36,7 +39,7 @@ def export(
 ) -> None:
     """Stream vectors out of the database (binary COPY, constant memory) with their database ids and
     metadata: images.npy, images_ids.npy, images_meta.csv (or images.parquet), the same for captions, and
-    manifest.json."""
+    manifest.json; or clip-retrieval's layout, one row per image with its first caption."""
     from vstore.compare.export import EXPORT_TABLES
     from vstore.compare.export import export as run_export
 
