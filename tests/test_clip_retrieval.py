@@ -229,3 +229,33 @@ def test_parquet_export_reads_back_in_duckdb_with_the_same_vectors(settings, tmp
         f"SELECT count(*), min(len(embedding)) FROM '{tmp_path / 'out' / 'captions.parquet'}'"
     )
     assert captions.fetchone() == (sum(1 + i % 5 for i in range(6)), DIM)
+
+
+def test_a_later_ingest_of_the_root_adopts_the_imported_vectors_without_encoding(
+    settings, tmp_path, tiny_encoder, empty_settings
+):
+    """import --root ROOT, then `vstore ingest ROOT`: the same dataset, the imported vectors kept (not
+    re-encoded), the files' hashes and sizes recorded; a second ingest reads nothing."""
+    root = tmp_path / "coco"
+    make_coco(root, n=5)
+    ingest(settings, root, encoder=tiny_encoder)
+    export(settings, tmp_path / "out", format="clip-retrieval")
+    # vectors that differ from what the tiny model would compute: kept only if adopted, not re-encoded
+    for path in (tmp_path / "out" / "img_emb").iterdir():
+        np.save(path, -np.load(path))
+    import_clip_retrieval(
+        empty_settings, tmp_path / "out", model=TINY_SPEC.name, pretrained="random", root=root
+    )
+    with connect(empty_settings) as conn:
+        before = dict(conn.execute("SELECT path, embedding FROM images").fetchall())
+    report = ingest(empty_settings, root, encoder=tiny_encoder)
+    assert report.imported_adopted == 5 and report.added == 0 and report.images_encoded == 0
+    with connect(empty_settings) as conn:
+        after = conn.execute("SELECT path, embedding, content_hash, width, origin FROM images").fetchall()
+        datasets = conn.execute("SELECT count(*) FROM datasets").fetchone()[0]
+    assert datasets == 1
+    for path, embedding, content_hash, width, origin in after:
+        np.testing.assert_allclose(embedding.to_numpy(), before[path].to_numpy())
+        assert content_hash and width == 64 and origin == "imported"
+    again = ingest(empty_settings, root, encoder=tiny_encoder)
+    assert again.unchanged == 5 and again.imported_adopted == 0

@@ -75,6 +75,7 @@ def _summary(report: Any) -> None:
         f"  images: {report.scanned} found, {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.renamed} renamed/copied (embedding reused), "
         f"{report.missing} newly missing, {len(report.failed)} failed"
+        + (f", {report.imported_adopted} kept their imported vector" if report.imported_adopted else "")
     )
     info(
         f"  captions: {report.captions_added} added, {report.captions_removed} removed (gone from source); "

@@ -23,7 +23,7 @@ from psycopg import sql as pgsql
 from vstore.compare.identity import DatabaseIdentity, database_identity
 from vstore.config import Settings
 from vstore.db import binary_copy, sql
-from vstore.db.connect import connection
+from vstore.db.connect import connect, connection
 from vstore.errors import ConfigError, VstoreError
 
 EXPORT_TABLES = ("images", "captions")
@@ -155,8 +155,9 @@ def _npy_header(rows: int, dim: int | None, dtype: str) -> bytes:
 
 
 def _export_npy(
-    conn: psycopg.Connection, out: Path, table: str, dim: int, rows: int, chunk_rows: int
+    settings: Settings, conn: psycopg.Connection, out: Path, table: str, dim: int, rows: int, chunk_rows: int
 ) -> list[str]:
+    """vectors.npy + ids.npy + meta.csv, all from `conn` (COPY then COPY: one stream at a time)."""
     vec_path, ids_path = out / f"{table}.npy", out / f"{table}_ids.npy"
     written = 0
     with vec_path.open("wb") as vec_file, ids_path.open("wb") as ids_file:
@@ -177,8 +178,19 @@ def _export_npy(
     return [p.name for p in (vec_path, ids_path, meta_path)]
 
 
+def same_snapshot(settings: Settings, conn: psycopg.Connection) -> psycopg.Connection:
+    """A second connection whose read-only transaction sees exactly what `conn`'s REPEATABLE READ
+    transaction sees (pg_export_snapshot): one connection cannot fetch from a cursor while a COPY streams,
+    so a second stream of the same rows needs its own connection."""
+    snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+    other = connect(settings)
+    other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    other.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot)))
+    return other
+
+
 def _export_parquet(
-    conn: psycopg.Connection, out: Path, table: str, dim: int, rows: int, chunk_rows: int
+    settings: Settings, conn: psycopg.Connection, out: Path, table: str, dim: int, rows: int, chunk_rows: int
 ) -> list[str]:
     try:
         import pyarrow as pa
@@ -191,8 +203,12 @@ def _export_parquet(
     path = out / f"{table}.parquet"
     meta_sql = sql.load(f"queries/export_{table}_meta")
     written = 0
-    # A named (server-side) cursor streams the metadata in the same id order as the vector COPY.
-    with conn.cursor(name=f"export_{table}_meta") as meta_cur:
+    # A named (server-side) cursor streams the metadata in the same id order as the vector COPY, on a
+    # second connection in the same snapshot.
+    with (
+        same_snapshot(settings, conn) as meta_conn,
+        meta_conn.cursor(name=f"export_{table}_meta") as meta_cur,
+    ):
         meta_cur.execute(meta_sql)
         names = [d.name for d in meta_cur.description or []]
         schema = None
@@ -268,7 +284,7 @@ def export(
 
                 files = export_clip_retrieval(settings, conn, out_dir, spec.dim, rows, chunk_rows)
             else:
-                files = writer(conn, out_dir, table, spec.dim, rows, chunk_rows)
+                files = writer(settings, conn, out_dir, table, spec.dim, rows, chunk_rows)
             report.tables.append(TableExport(table=table, rows=rows, files=files))
             if progress:
                 progress(table, rows)

@@ -4,7 +4,7 @@ each describing one image), so those tools (and `vstore import clip-retrieval`) 
 
 One row per stored image: its vector, its first caption (by id) and that caption's vector; an image with no
 caption has a null caption and a zero text vector. Image vectors, text vectors and metadata stream over
-three connections that share one snapshot (pg_export_snapshot), so memory stays flat and the three files of
+three connections that share one snapshot (export.same_snapshot), so memory stays flat and the three files of
 a shard always describe the same rows."""
 
 from __future__ import annotations
@@ -15,23 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from psycopg import sql as pgsql
 
 from vstore.config import Settings
 from vstore.db import sql
-from vstore.db.connect import connect
 from vstore.encode.paths import filesystem_path
 from vstore.errors import ConfigError, VstoreError
 
 SHARD_ROWS = 100_000  # rows per shard file; clip-retrieval writes one shard per inference batch
 IMAGE_DIR, TEXT_DIR, META_DIR = "img_emb", "text_emb", "metadata"
-
-
-def _same_snapshot(settings: Settings, snapshot: str) -> psycopg.Connection:
-    conn = connect(settings)
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    conn.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot)))
-    return conn
 
 
 def _npy_header(rows: int, dim: int) -> bytes:
@@ -70,7 +61,7 @@ def export_clip_retrieval(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from vstore.compare.export import copy_vector_chunks
+    from vstore.compare.export import copy_vector_chunks, same_snapshot
 
     if shard_rows < 1:
         raise ConfigError("--shard-rows must be at least 1.")
@@ -78,11 +69,10 @@ def export_clip_retrieval(
     digits = len(str(len(sizes) - 1))
     for folder in (IMAGE_DIR, TEXT_DIR, META_DIR):
         (out / folder).mkdir(exist_ok=True)
-    snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
     files: list[str] = []
     with contextlib.ExitStack() as stack:
-        text_conn = stack.enter_context(_same_snapshot(settings, snapshot))
-        meta_conn = stack.enter_context(_same_snapshot(settings, snapshot))
+        text_conn = stack.enter_context(same_snapshot(settings, conn))
+        meta_conn = stack.enter_context(same_snapshot(settings, conn))
         images = copy_vector_chunks(
             conn, sql.load("queries/export_images_vectors"), dim, chunk_rows, "images"
         )

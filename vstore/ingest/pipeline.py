@@ -65,6 +65,7 @@ class _Pipeline:
         self.images: list[ImageRow] = []
         # decoded rows (with pixels, and whether the path had a row) whose content may already be stored
         self.to_check: list[tuple[ImageRow, Any, bool]] = []
+        self.to_adopt: list[ImageRow] = []  # decoded rows keeping their imported vector (PlannedImage.adopt)
         self.captions: list[tuple[str, CaptionRecord]] = []
         self.done = 0
         self.batches = 0  # batches committed
@@ -95,9 +96,12 @@ class _Pipeline:
                 self.images.append(row)
             else:
                 row.width, row.height = result.width, result.height
-                self.to_check.append((row, result.pixels, item.stored is not None))
+                if item.adopt:
+                    self.to_adopt.append(row)
+                else:
+                    self.to_check.append((row, result.pixels, item.stored is not None))
         if (
-            len(self.to_check) >= self.batch_size
+            len(self.to_check) + len(self.to_adopt) >= self.batch_size
             or len(self.captions) >= 8 * self.batch_size
             or (len(self.images) >= 4096)
         ):
@@ -111,6 +115,11 @@ class _Pipeline:
         started = time.perf_counter()
         hashes = sorted({row.content_hash for row, _, _ in self.to_check if row.content_hash})
         stored = self.writer.embeddings_by_hash(hashes)
+        imported = self.writer.embeddings_by_path(self.dataset_id, [row.path for row in self.to_adopt])
+        for row in self.to_adopt:
+            row.embedding = imported.get(row.path)
+            report.imported_adopted += 1
+            self.images.append(row)
         report.write_s += time.perf_counter() - started
         encode_rows, encode_pixels = [], []
         for row, pixels, existed in self.to_check:
@@ -141,7 +150,7 @@ class _Pipeline:
         report.write_s += time.perf_counter() - started
         report.captions_added += len(caption_rows)
         written = bool(self.images or caption_rows)
-        self.images, self.to_check, self.captions = [], [], []
+        self.images, self.to_check, self.to_adopt, self.captions = [], [], [], []
         self.tell()
         if written:
             self.batches += 1

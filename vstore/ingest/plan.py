@@ -24,6 +24,7 @@ class PlannedImage:
     decode: bool  # read + hash (+ decode unless the hash matches `expected_hash`)
     expected_hash: str | None
     touch: bool  # unchanged content, but status/metadata to refresh
+    adopt: bool = False  # an imported vector for a file read here for the first time: keep it, no encode
     captions: list[CaptionRecord] = field(default_factory=list)  # new or changed captions to embed
     result: Decoded | None = None
 
@@ -72,6 +73,7 @@ def plan_chunk(
                 decode=not unchanged,
                 expected_hash=row.content_hash if reusable else None,  # type: ignore[union-attr]
                 touch=bool(unchanged and (row.status == "missing" or metadata_changed)),  # type: ignore[union-attr]
+                adopt=bool(reusable and row.imported_vector),  # type: ignore[union-attr]
                 captions=new_captions,
             )
         )

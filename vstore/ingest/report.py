@@ -26,6 +26,7 @@ class IngestReport:
     added: int = 0  # new rows with a fresh embedding
     updated: int = 0  # existing paths whose content changed: re-encoded
     unchanged: int = 0  # size+mtime (or content hash) unchanged: not re-encoded
+    imported_adopted: int = 0  # imported vectors (`vstore import --root`) kept for files read the first time
     renamed: int = 0  # content already stored under another path: embedding reused, no encode
     missing: int = 0  # rows whose file is gone: marked missing (not deleted)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)

@@ -52,6 +52,7 @@ class StoredImage:
     source_id: str | None
     label: str | None
     embedded: bool  # has a vector: a row without one must be encoded, whatever its size and mtime say
+    imported_vector: bool = False  # see queries/ingest_existing_images: adopt it, do not encode
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,16 @@ class Writer:
                 load("queries/ingest_existing_images"), {"dataset_id": dataset_id, "paths": list(paths)}
             ).fetchall()
         return {r[0]: StoredImage(*r[1:]) for r in rows}
+
+    def embeddings_by_path(self, dataset_id: int, paths: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these paths (an imported vector being adopted by its first ingest)."""
+        if not paths:
+            return {}
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                load("queries/ingest_embeddings_by_path"), {"dataset_id": dataset_id, "paths": list(paths)}
+            ).fetchall()
+        return {r[0]: vector_array(r[1]) for r in rows}
 
     def stored_captions(self, dataset_id: int, paths: Sequence[str]) -> dict[str, list[StoredCaption]]:
         """Stored captions of the given image paths, by path."""
