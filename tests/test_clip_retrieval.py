@@ -235,7 +235,7 @@ def test_parquet_export_reads_back_in_duckdb_with_the_same_vectors(settings, tmp
     captions = duckdb.sql(
         f"SELECT count(*), min(len(embedding)) FROM '{tmp_path / 'out' / 'captions.parquet'}'"
     )
-    assert captions.fetchone() == (sum(1 + i % 5 for i in range(6)), DIM)
+    assert captions.fetchall()[0] == (sum(1 + i % 5 for i in range(6)), DIM)
 
 
 def test_a_later_ingest_of_the_root_adopts_the_imported_vectors_without_encoding(

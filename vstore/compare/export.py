@@ -22,8 +22,9 @@ from psycopg import sql as pgsql
 
 from vstore.compare.identity import DatabaseIdentity, database_identity
 from vstore.config import Settings
-from vstore.db import binary_copy, sql
-from vstore.db.connect import connect, connection
+from vstore.db import sql
+from vstore.db.binary_copy import copy_vector_chunks
+from vstore.db.connect import connection, same_snapshot
 from vstore.errors import ConfigError, VstoreError
 
 EXPORT_TABLES = ("images", "captions")
@@ -49,48 +50,6 @@ def iter_vector_chunks(
     """Yield (ids int64[n], vectors float32[n, dim]) chunks of at most `chunk_rows`, in id order, holding
     at most one chunk (plus one partial COPY block) in memory."""
     return copy_vector_chunks(conn, vector_query(table), dim, chunk_rows, table)
-
-
-def copy_vector_chunks(
-    conn: psycopg.Connection, query: str, dim: int, chunk_rows: int, what: str
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """iter_vector_chunks for any query of (id int8, embedding vector) rows with no NULLs."""
-    if chunk_rows < 1:
-        raise ConfigError("the chunk size must be at least 1 row.")
-    dtype = binary_copy.id_vector_dtype(dim)
-    chunk_bytes = dtype.itemsize * chunk_rows
-    buffer = bytearray()
-    header_seen = False
-    copy_sql = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(pgsql.SQL(query))
-    with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-        for block in copy:
-            buffer += block
-            if not header_seen:
-                if len(buffer) < binary_copy.HEADER_LEN:
-                    continue
-                del buffer[: binary_copy.HEADER_LEN]
-                header_seen = True
-            while len(buffer) >= chunk_bytes:
-                yield _parse(buffer[:chunk_bytes], dtype, dim)
-                del buffer[:chunk_bytes]
-    if buffer.endswith(binary_copy.TRAILER):
-        del buffer[-2:]
-    if len(buffer) % dtype.itemsize:
-        raise VstoreError(
-            f"unexpected binary COPY layout from {what} (a vector of another dimension than {dim}?). "
-            "Check `vstore db status`; the database model and its vectors must agree."
-        )
-    if buffer:
-        yield _parse(bytes(buffer), dtype, dim)
-
-
-def _parse(raw: bytes | bytearray, dtype: np.dtype, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.frombuffer(bytes(raw), dtype=dtype)
-    if rows.size and (
-        rows["nfields"][0] != 2 or int(rows["vec_dim"].min()) != dim or int(rows["vec_dim"].max()) != dim
-    ):
-        raise VstoreError(f"binary COPY rows do not hold {dim}-d vectors; the database model record is off.")
-    return rows["id"].astype(np.int64), rows["vec"].astype(np.float32)
 
 
 def read_vectors(settings: Settings, table: str = "images") -> tuple[np.ndarray, np.ndarray, int]:
@@ -176,17 +135,6 @@ def _export_npy(
             for block in copy:
                 meta_file.write(block)
     return [p.name for p in (vec_path, ids_path, meta_path)]
-
-
-def same_snapshot(settings: Settings, conn: psycopg.Connection) -> psycopg.Connection:
-    """A second connection whose read-only transaction sees exactly what `conn`'s REPEATABLE READ
-    transaction sees (pg_export_snapshot): one connection cannot fetch from a cursor while a COPY streams,
-    so a second stream of the same rows needs its own connection."""
-    snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
-    other = connect(settings)
-    other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    other.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot)))
-    return other
 
 
 def _export_parquet(

@@ -4,8 +4,8 @@ each describing one image), so those tools (and `vstore import clip-retrieval`) 
 
 One row per stored image: its vector, its first caption (by id) and that caption's vector; an image with no
 caption has a null caption and a zero text vector. Image vectors, text vectors and metadata stream over
-three connections that share one snapshot (export.same_snapshot), so memory stays flat and the three files of
-a shard always describe the same rows."""
+three connections that share one snapshot (db.connect.same_snapshot), so memory stays flat and the three
+files of a shard always describe the same rows."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import psycopg
 
 from vstore.config import Settings
 from vstore.db import sql
+from vstore.db.binary_copy import copy_vector_chunks
+from vstore.db.connect import same_snapshot
 from vstore.encode.paths import filesystem_path
 from vstore.errors import ConfigError, VstoreError
 
@@ -60,8 +62,6 @@ def export_clip_retrieval(
     the files written, relative to `out`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from vstore.compare.export import copy_vector_chunks, same_snapshot
 
     if shard_rows < 1:
         raise ConfigError("--shard-rows must be at least 1.")

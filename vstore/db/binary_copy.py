@@ -7,9 +7,13 @@ halfvec the same with big-endian float2 (vector_send / halfvec_send)."""
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterator
 
-from vstore.errors import ConfigError
+import numpy as np
+import psycopg
+from psycopg import sql as pgsql
+
+from vstore.errors import ConfigError, VstoreError
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 HEADER_LEN = len(HEADER)  # 19
@@ -64,3 +68,45 @@ def encode_ord_vectors(ords: np.ndarray, vectors: dict[str, np.ndarray], storage
         rows[f"{name}_unused"] = 0
         rows[name] = values
     return rows.tobytes()
+
+
+def copy_vector_chunks(
+    conn: psycopg.Connection, query: str, dim: int, chunk_rows: int, what: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """iter_vector_chunks for any query of (id int8, embedding vector) rows with no NULLs."""
+    if chunk_rows < 1:
+        raise ConfigError("the chunk size must be at least 1 row.")
+    dtype = id_vector_dtype(dim)
+    chunk_bytes = dtype.itemsize * chunk_rows
+    buffer = bytearray()
+    header_seen = False
+    copy_sql = pgsql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(pgsql.SQL(query))
+    with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        for block in copy:
+            buffer += block
+            if not header_seen:
+                if len(buffer) < HEADER_LEN:
+                    continue
+                del buffer[:HEADER_LEN]
+                header_seen = True
+            while len(buffer) >= chunk_bytes:
+                yield _parse(buffer[:chunk_bytes], dtype, dim)
+                del buffer[:chunk_bytes]
+    if buffer.endswith(TRAILER):
+        del buffer[-2:]
+    if len(buffer) % dtype.itemsize:
+        raise VstoreError(
+            f"unexpected binary COPY layout from {what} (a vector of another dimension than {dim}?). "
+            "Check `vstore db status`; the database model and its vectors must agree."
+        )
+    if buffer:
+        yield _parse(bytes(buffer), dtype, dim)
+
+
+def _parse(raw: bytes | bytearray, dtype: np.dtype, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.frombuffer(bytes(raw), dtype=dtype)
+    if rows.size and (
+        rows["nfields"][0] != 2 or int(rows["vec_dim"].min()) != dim or int(rows["vec_dim"].max()) != dim
+    ):
+        raise VstoreError(f"binary COPY rows do not hold {dim}-d vectors; the database model record is off.")
+    return rows["id"].astype(np.int64), rows["vec"].astype(np.float32)

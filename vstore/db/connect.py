@@ -219,3 +219,14 @@ def vector_array(value: object) -> np.ndarray:
     (text results)."""
     to_numpy = getattr(value, "to_numpy", None)
     return np.asarray(to_numpy() if to_numpy else value, dtype=np.float32)
+
+
+def same_snapshot(settings: Settings, conn: psycopg.Connection) -> psycopg.Connection:
+    """A second connection whose read-only transaction sees exactly what `conn`'s REPEATABLE READ
+    transaction sees (pg_export_snapshot): one connection cannot fetch from a cursor while a COPY streams,
+    so a second stream of the same rows needs its own connection."""
+    snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+    other = connect(settings)
+    other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    other.execute(pgsql.SQL("SET TRANSACTION SNAPSHOT {}").format(pgsql.Literal(snapshot)))
+    return other
