@@ -228,7 +228,7 @@ def test_parquet_export_reads_back_in_duckdb_with_the_same_vectors(settings, tmp
     # the docs/scale.md query, as written there
     images = tmp_path / "out" / "images.parquet"
     nearest = duckdb.sql(
-        f"SELECT id, path, array_cosine_similarity(embedding, (SELECT embedding FROM '{images}' LIMIT 1)) "
+        f"SELECT id, path, list_cosine_similarity(embedding, (SELECT embedding FROM '{images}' LIMIT 1)) "
         f"AS sim FROM '{images}' ORDER BY sim DESC LIMIT 5"
     ).fetchall()
     assert len(nearest) == 5 and nearest[0][2] == pytest.approx(1.0, abs=1e-5)
