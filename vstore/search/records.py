@@ -1,12 +1,14 @@
-"""Catalog reads: one stored image with its captions, the datasets with their splits, row counts. No model
-and no vectors are needed for any of them."""
+"""Catalog reads: one stored image with its captions (or its stored embedding), the datasets with their
+splits, row counts. No model is needed for any of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import psycopg
 
+from vstore.db.connect import vector_array
 from vstore.db.sql import load
 from vstore.encode.paths import filesystem_path
 from vstore.errors import NotFound
@@ -89,3 +91,25 @@ def count_rows(conn: psycopg.Connection) -> dict[str, int]:
 def split_names(conn: psycopg.Connection, dataset_id: int | None) -> list[str]:
     """The splits of one dataset (or of all, for None), in name order."""
     return [r[0] for r in conn.execute(load("queries/search_split_names"), {"d": dataset_id}).fetchall()]
+
+
+def check_split(conn: psycopg.Connection, split: str | None, dataset_id: int | None) -> None:
+    """An unknown --split is an error, like an unknown --dataset, naming the splits there are."""
+    if split is None:
+        return
+    known = split_names(conn, dataset_id)
+    if split not in known:
+        where = " in that dataset" if dataset_id is not None else ""
+        raise NotFound(
+            f"there is no split named {split!r}{where}; the splits are: {', '.join(known) or 'none'}."
+        )
+
+
+def image_embedding(conn: psycopg.Connection, image_id: int) -> np.ndarray:
+    """The stored embedding of an image (the query of `--like ID`)."""
+    row = conn.execute(load("queries/search_image_embedding"), {"id": int(image_id)}).fetchone()
+    if row is None:
+        raise NotFound(f"there is no image with id {image_id}; ids come from `vstore search` output.")
+    if row[0] is None:
+        raise NotFound(f"image {image_id} has no embedding (status {row[1]!r}); re-run the ingest for it.")
+    return vector_array(row[0])

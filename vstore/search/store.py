@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Unpack
 
@@ -19,17 +18,16 @@ import numpy as np
 import psycopg
 
 from vstore.config import Settings
-from vstore.db.connect import connect, vector_array
+from vstore.db.connect import connect
 from vstore.db.datasets import dataset_id as find_dataset_id
 from vstore.db.migrations import checked_model
-from vstore.db.sql import load
 from vstore.encode.encoder import Encoder, ModelSpec
-from vstore.errors import ConfigError, ModelMismatch, NotFound, ReadOnlyDatabase
-from vstore.search import hybrid, records
+from vstore.errors import ConfigError, ModelMismatch, ReadOnlyDatabase
+from vstore.search import records
 from vstore.search.arithmetic import QueryTerm
 from vstore.search.cache import CachedText, EmbeddedTexts, embed_through_cache
-from vstore.search.duplicates import DEFAULT_MAX_DISTANCE, Group, find_duplicates, first_of_each_group
-from vstore.search.filters import Filters, nearest, order_by_date
+from vstore.search.duplicates import DEFAULT_MAX_DISTANCE, Group, find_duplicates
+from vstore.search.execute import run_search
 from vstore.search.options import (
     MAX_K,
     TARGETS,
@@ -41,34 +39,11 @@ from vstore.search.options import (
     merged_options,
 )
 from vstore.search.records import DatasetSummary, ImageRecord
-from vstore.search.results import (
-    CaptionHit,
-    Hit,
-    ImageHit,
-    SearchResult,
-    caption_hit,
-    image_hit,
-    text_caption_hit,
-    text_image_hit,
-)
+from vstore.search.results import CaptionHit, Hit, ImageHit, SearchResult
 
-COLLAPSE_FETCH = 3  # --collapse-duplicates asks for 3k hits, so k remain after the groups fold
-
-__all__ = [
-    "MAX_K",
-    "TARGETS",
-    "CachedText",
-    "CaptionHit",
-    "DatasetSummary",
-    "Hit",
-    "ImageHit",
-    "ImageRecord",
-    "SearchOptions",
-    "SearchQuery",
-    "SearchResult",
-    "Store",
-    "Target",
-]
+# Re-exported: the search API in one import (`from vstore.search.store import Store, SearchOptions`).
+__all__ = ["MAX_K", "TARGETS", "CachedText", "CaptionHit", "DatasetSummary", "Hit", "ImageHit"]
+__all__ += ["ImageRecord", "SearchOptions", "SearchQuery", "SearchResult", "Store", "Target"]
 
 
 class Store:
@@ -220,14 +195,7 @@ class Store:
 
     def image_vector(self, image_id: int) -> np.ndarray:
         """The stored embedding of an image (the query of `--like ID`)."""
-        row = self.conn.execute(load("queries/search_image_embedding"), {"id": int(image_id)}).fetchone()
-        if row is None:
-            raise NotFound(f"there is no image with id {image_id}; ids come from `vstore search` output.")
-        if row[0] is None:
-            raise NotFound(
-                f"image {image_id} has no embedding (status {row[1]!r}); re-run the ingest for it."
-            )
-        return vector_array(row[0])
+        return records.image_embedding(self.conn, image_id)
 
     def search_vector(
         self, vector: np.ndarray, options: SearchOptions | None = None, **fields: Unpack[SearchFields]
@@ -251,124 +219,12 @@ class Store:
             )
         conn = self.conn
         dataset_id = find_dataset_id(conn, opts.dataset)
-        filters = Filters(
-            dataset_id=dataset_id,
-            split=opts.split,
-            label=opts.label,
-            taken_after=opts.taken_after,
-            taken_before=opts.taken_before,
-            min_width=opts.min_width,
-            min_height=opts.min_height,
-        ).checked()
-        # collapsing drops hits: ask for more, so k remain when there are k groups
-        fetch = min(MAX_K, opts.k * COLLAPSE_FETCH) if opts.collapse_duplicates else opts.k
         started = time.perf_counter()
-        if opts.mode == "text":
-            assert words is not None
-            with conn.transaction():
-                rows = hybrid.text_rows(
-                    conn, words, target=opts.target, k=fetch, filters=filters, exclude_id=exclude_id
-                )
-            hits: list[Hit] = [
-                text_image_hit(r) if opts.target == "images" else text_caption_hit(r) for r in rows
-            ]
-            plan = "text: full text over the captions (GIN index on captions.tsv)"
-        else:
-            assert vector is not None
-            depth = hybrid.depth(fetch) if opts.mode == "hybrid" else fetch
-            found = nearest(
-                conn,
-                vector,
-                target=opts.target,
-                k=depth,
-                filters=filters,
-                max_distance=opts.max_distance,
-                exclude_id=exclude_id,
-                ef_search=opts.ef_search,
-                plan="exact" if opts.exact else None,
-                probes=opts.probes,
-            )
-            make = image_hit if opts.target == "images" else caption_hit
-            hits = [make(r) for r in found.rows]
-            plan = f"vector, {found.plan.describe()}"
-            if opts.mode == "hybrid":
-                assert words is not None
-                hits, plan = self._fuse(words, vector, hits, opts, filters, exclude_id, fetch, plan)
-        if opts.collapse_duplicates:
-            within = DEFAULT_MAX_DISTANCE if opts.duplicate_distance is None else opts.duplicate_distance
-            keep = set(first_of_each_group(conn, [h.image_id for h in hits], within))
-            seen: set[int] = set()
-            collapsed: list[Hit] = []
-            for h in hits:
-                if h.image_id in keep and h.image_id not in seen:
-                    seen.add(h.image_id)
-                    collapsed.append(h)
-            hits = collapsed
-            plan += f"; duplicates collapsed within {within}"
-        hits = hits[: opts.k]
-        if opts.order == "date":
-            hits = order_by_date(hits, lambda h: h.taken_at)
-            plan += "; newest first"
+        hits, plan = run_search(conn, vector, opts, dataset_id=dataset_id, exclude_id=exclude_id, words=words)
         self.last_plan, self.last_took_ms = plan, (time.perf_counter() - started) * 1000.0
-        if not hits:
-            self._check_split(opts.split, dataset_id)
+        if not hits:  # an unknown --split is an error, checked only when nothing came back
+            records.check_split(conn, opts.split, dataset_id)
         return hits
-
-    def _fuse(
-        self,
-        words: str,
-        vector: np.ndarray,
-        by_vector: list[Hit],
-        opts: SearchOptions,
-        filters: Filters,
-        exclude_id: int | None,
-        fetch: int,
-        plan: str,
-    ) -> tuple[list[Hit], str]:
-        """Hybrid: the full-text list beside the vector list, fused by reciprocal rank (search/hybrid.py).
-        Hits found by words only get their distance too, and the cutoff applies to them as well."""
-        conn = self.conn
-        with conn.transaction():
-            rows = hybrid.text_rows(
-                conn, words, target=opts.target, k=hybrid.depth(fetch), filters=filters, exclude_id=exclude_id
-            )
-            text_only = [r[0] for r in rows if r[0] not in {h.id for h in by_vector}]
-            distance: dict[int, float | None] = (
-                dict(
-                    conn.execute(
-                        load(f"queries/distances_{opts.target}"), {"q": vector, "ids": text_only}
-                    ).fetchall()
-                )
-                if text_only
-                else {}
-            )
-        fused = hybrid.rrf([r[0] for r in rows], [h.id for h in by_vector], opts.rrf_k)
-        vector_hit = {h.id: h for h in by_vector}
-        text_row = {r[0]: r for r in rows}
-        make = text_image_hit if opts.target == "images" else text_caption_hit
-        hits: list[Hit] = []
-        for f in fused:
-            if f.id in vector_hit:
-                hits.append(replace(vector_hit[f.id], score=f.score))
-                continue
-            found = distance.get(f.id)
-            d = float(found) if found is not None else None
-            if opts.max_distance is not None and (d is None or d > opts.max_distance):
-                continue
-            hits.append(make(text_row[f.id], score=f.score, distance=d))
-        return hits[:fetch], f"hybrid (rrf_k {opts.rrf_k}): {len(rows)} text + {plan}"
-
-    def _check_split(self, split: str | None, dataset_id: int | None) -> None:
-        """An unknown --split is an error, like an unknown --dataset, naming the splits there are (checked
-        only when a search came back empty, so a normal search pays nothing for it)."""
-        if split is None:
-            return
-        known = records.split_names(self.conn, dataset_id)
-        if split not in known:
-            where = " in that dataset" if dataset_id is not None else ""
-            raise NotFound(
-                f"there is no split named {split!r}{where}; the splits are: {', '.join(known) or 'none'}."
-            )
 
     # -- encoding and the text cache -----------------------------------------------------------------------
 
