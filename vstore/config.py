@@ -53,6 +53,10 @@ def _lock_timeout(env: Mapping[str, str]) -> float:
     return value
 
 
+DEFAULT_SERVE_CONNECTIONS = 4
+MAX_SERVE_CONNECTIONS = 64  # PostgreSQL's default max_connections is 100, shared with every other client
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable. `model`/`pretrained` of None mean: the database's recorded model,
@@ -72,11 +76,15 @@ class Settings:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S  # seconds any lock wait may last (VSTORE_LOCK_TIMEOUT)
     # Test-only (VSTORE_TEST_PAUSE=POINT:N): see pause_point. None in every real run.
     test_pause: str | None = None
+    # `vstore serve`: database connections, each serving one request at a time, so that a slow request
+    # (an upload being encoded) does not hold up the others (VSTORE_SERVE_CONNECTIONS, --connections).
+    serve_connections: int = DEFAULT_SERVE_CONNECTIONS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if env is None else env
         home = env.get("VSTORE_HOME")
+        connections = _int(env, "VSTORE_SERVE_CONNECTIONS", None)
         settings = cls(
             database_url=env.get("VSTORE_DATABASE_URL") or None,
             home=Path(home).expanduser() if home else _default_home(),
@@ -89,6 +97,7 @@ class Settings:
             bulk_load_rows=_int(env, "VSTORE_BULK_LOAD_ROWS", 10_000) or 10_000,
             lock_timeout=_lock_timeout(env),
             test_pause=env.get("VSTORE_TEST_PAUSE") or None,
+            serve_connections=DEFAULT_SERVE_CONNECTIONS if connections is None else connections,
         )
         return settings.with_overrides(**overrides)
 
@@ -97,6 +106,11 @@ class Settings:
         given = {k: v for k, v in overrides.items() if v is not None}
         if "batch_size" in given and int(given["batch_size"]) < 1:  # type: ignore[call-overload]
             raise ConfigError("--batch-size must be at least 1.")
+        connections = int(given.get("serve_connections", self.serve_connections))  # type: ignore[call-overload]
+        if not 1 <= connections <= MAX_SERVE_CONNECTIONS:
+            raise ConfigError(
+                f"--connections (VSTORE_SERVE_CONNECTIONS) must be between 1 and {MAX_SERVE_CONNECTIONS}."
+            )
         return replace(self, **given)  # type: ignore[arg-type]
 
     @property

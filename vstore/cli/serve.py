@@ -18,6 +18,13 @@ def serve(
     device: Annotated[
         str | None, typer.Option(metavar="DEVICE", help="Encoder device: auto, cpu or cuda.")
     ] = None,
+    connections: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="Database connections, so N requests run at once (default 4, VSTORE_SERVE_CONNECTIONS).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the web page and the JSON API (OpenAPI at /docs) with the database's model loaded once.
 
@@ -28,12 +35,12 @@ def serve(
 
     if not is_loopback(host):
         warn(f"listening on {host}: anyone who can reach it can search and download the stored images.")
-    current = settings(device=device)
+    current = settings(device=device, serve_connections=connections)
 
     def ready(url: str, application: object) -> None:
         backend = application.state.backend  # type: ignore[attr-defined]
         random = " (RANDOM WEIGHTS: results are meaningless)" if backend.model.random_weights else ""
-        info(f"{backend.model.label} on {backend.device}{random}")
+        info(f"{backend.model.label} on {backend.device}{random}; {backend.pool.size} database connections")
         info(f"serving {url}  (API docs: {url}docs; Ctrl-C stops)")
 
     run_server(current, host, port, ready=ready, bound=lambda: info("loading the model ..."))

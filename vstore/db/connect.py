@@ -47,6 +47,22 @@ def database_url(settings: Settings) -> str:
     return embedded.start(settings)
 
 
+def running_database_url(settings: Settings) -> str:
+    """The URL of a server that runs now, never starting one: for long-running processes (`vstore serve`)
+    that reconnect after the database went away, so they do not restart an embedded server that someone
+    stopped on purpose. DatabaseUnavailable while the embedded server is stopped."""
+    if settings.database_url:
+        return settings.database_url
+    from vstore.db import embedded
+
+    url = embedded.status(settings).url
+    if url is None:
+        raise DatabaseUnavailable(
+            f"the embedded PostgreSQL in {settings.home} is stopped; `vstore db start` starts it again."
+        )
+    return url
+
+
 def redact(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 

@@ -1,13 +1,12 @@
-"""The FastAPI application of `vstore serve`: JSON routes over one warm Store, the image files by id, and
-the page (static/). Thin: parse and check the parameters, one Store call, render JSON.
+"""The FastAPI application of `vstore serve`: JSON routes over the warm model and a small pool of Stores
+(backend.py, pool.py), the image files by id, and the page (static/). Thin: parse and check the
+parameters, one Store call, render JSON.
 
 What it may do to the database: read, and add texts to the text_queries cache (Store.embed_text does that,
 so SQL clients can search the same texts with vstore.text()). Nothing else is written. Errors, the Host
 check and upload limits are in guards.py.
 """
 
-import io
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, replace
@@ -25,6 +24,7 @@ from vstore.db import knobs
 from vstore.encode.encoder import Encoder
 from vstore.errors import ConfigError, ImageError, UploadTooLarge
 from vstore.search.store import MAX_K, Hit, SearchOptions, SearchQuery, Store
+from vstore.serve.backend import CONNECTION_WAIT_S, Backend
 from vstore.serve.docs import add_api_pages
 from vstore.serve.files import image_file, open_image, stream, thumbnail, thumbnail_size
 from vstore.serve.filters import SearchFilters, add_duplicates_route, search_filters
@@ -41,39 +41,6 @@ PAGE_HEADERS = {
     "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     "Cache-Control": "no-cache",
 }
-
-
-class Backend:
-    """The process's one Store, with the database's model loaded and warmed up before the first request.
-
-    One psycopg connection runs one transaction at a time, so the requests that touch the database or the
-    model take turns under `lock`; reading image files and making thumbnails happens outside it."""
-
-    def __init__(self, settings: Settings, *, encoder: Encoder | None = None) -> None:
-        self.settings = settings
-        self.store = Store(settings, encoder=encoder)
-        self.lock = threading.Lock()
-        try:
-            self.model = self.store.model
-            self.device = self.store.encoder.device
-            self._warm_up()
-        except BaseException:
-            self.store.close()
-            raise
-
-    def _warm_up(self) -> None:
-        """A model's first call pays one-off costs (allocation, kernel choice); pay them now, without
-        writing anything (no text cache row)."""
-        from PIL import Image
-
-        self.store.encoder.encode_texts(["warm up"])
-        png = io.BytesIO()
-        Image.new("RGB", (64, 64), (128, 128, 128)).save(png, "PNG")
-        self.store.encode_image_bytes(png.getvalue())
-
-    def close(self) -> None:
-        with self.lock:
-            self.store.close()
 
 
 @dataclass(frozen=True)
@@ -162,11 +129,14 @@ def create_app(
     upload_limit: int = UPLOAD_LIMIT,
     allowed_hosts: tuple[str, ...] | None = None,
     thumbnail_dir: Path | None = None,
+    connections: int | None = None,
+    connection_wait_s: float = CONNECTION_WAIT_S,
 ) -> FastAPI:
     """The application over the database of `settings`; its model is loaded (and warmed up) here, so a
     server starts answering at full speed. `allowed_hosts`: Host headers accepted (None: any); a server
-    bound to the loopback accepts only loopback names, which stops DNS-rebinding pages from reading it."""
-    backend = Backend(settings, encoder=encoder)
+    bound to the loopback accepts only loopback names, which stops DNS-rebinding pages from reading it.
+    `connections`: database connections, so requests at once (default Settings.serve_connections)."""
+    backend = Backend(settings, encoder=encoder, connections=connections, connection_wait_s=connection_wait_s)
     cache_dir = thumbnail_dir if thumbnail_dir is not None else settings.home / "thumbnails"
 
     @asynccontextmanager
@@ -197,25 +167,23 @@ def create_app(
     ) -> Response:
         # a text search under a role that may not write the text cache (`vstore db reader`) still
         # answers; the page and scripts can tell that the text was not cached for SQL clients
-        uncached = False
-        with backend.lock:
+        def work(store: Store) -> tuple[list[Hit], bool, str]:
             if like is None and page.filters.mode != "vector":
                 # words (text, hybrid): the Store runs the full text (and encodes for hybrid) itself
                 assert words is not None
-                result = backend.store.search(SearchQuery(text=words), page.store_options())
-                uncached = bool(result.uncached)
+                result = store.search(SearchQuery(text=words), page.store_options())
                 clock.stages["encode"] = 0.0
-                hits: list[Hit] = result.hits
-            elif like is None:
+                return result.hits, bool(result.uncached), store.last_plan
+            if like is None:
                 assert query is not None
-                vector, uncached = query(backend.store)
+                vector, uncached = query(store)
                 clock.lap("encode")
-                hits = backend.store.search_vector(vector, page.store_options())
-            else:
-                clock.stages["encode"] = 0.0  # the stored vector is read by the search itself
-                hits = backend.store.search_like(like, page.store_options())
-            clock.lap("search")
-            plan = backend.store.last_plan
+                return store.search_vector(vector, page.store_options()), uncached, store.last_plan
+            clock.stages["encode"] = 0.0  # the stored vector is read by the search itself
+            return store.search_like(like, page.store_options()), False, store.last_plan
+
+        hits, uncached, plan = backend.run(work)  # the plan is read on the Store that ran the search
+        clock.lap("search")
         more = len(hits) == page.offset + page.k and page.offset + page.k < MAX_K
         envelope = {
             "text_cache_skipped": uncached,
@@ -231,8 +199,7 @@ def create_app(
     @app.get("/health", tags=["status"])
     def health() -> dict[str, Any]:
         """Status, the database's model, row counts, and whether its embeddings come from random weights."""
-        with backend.lock:
-            counts = backend.store.counts()
+        counts = backend.run(Store.counts)
         return {
             "status": "ok",
             "model": backend.model.label,
@@ -245,8 +212,7 @@ def create_app(
     @app.get("/api/datasets", tags=["status"])
     def datasets() -> dict[str, Any]:
         """Datasets with their searchable images per split (the page's filters)."""
-        with backend.lock:
-            summaries = backend.store.datasets()
+        summaries = backend.run(Store.datasets)
         return {"datasets": [asdict(s) for s in summaries]}
 
     @app.get("/api/search", tags=["search"])
@@ -283,8 +249,7 @@ def create_app(
     @app.get("/api/images/{image_id}", tags=["images"])
     def image_record(image_id: ImageId) -> dict[str, Any]:
         """One stored image: dataset, split, path relative to its dataset, size and its own captions."""
-        with backend.lock:
-            record = backend.store.get(image_id)
+        record = backend.run(lambda store: store.get(image_id))
         return {
             "id": record.id,
             "dataset": record.dataset,
@@ -317,8 +282,7 @@ def create_app(
         ] = None,
     ) -> Response:
         """The stored image's file, or a cached JPEG thumbnail. Served by id only, from its dataset's root."""
-        with backend.lock:
-            record = backend.store.get(image_id)
+        record = backend.run(lambda store: store.get(image_id))
         file = image_file(record)
         headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
         if size is None:
@@ -336,4 +300,4 @@ def create_app(
     return app
 
 
-__all__ = ["Backend", "Page", "create_app"]
+__all__ = ["Backend", "Page", "create_app"]  # Backend: re-exported for callers of create_app

@@ -15,6 +15,8 @@ from vstore.search.options import parse_date
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from vstore.serve.backend import Backend
+
 PG_INT_MAX = 2_147_483_647
 
 
@@ -76,7 +78,7 @@ def search_filters(
     )
 
 
-def add_duplicates_route(app: FastAPI, backend: Any) -> None:
+def add_duplicates_route(app: FastAPI, backend: Backend) -> None:
     """GET /api/duplicates: groups of near-identical images with a suggested keeper (deletes nothing)."""
 
     @app.get("/api/duplicates", tags=["images"])
@@ -86,8 +88,7 @@ def add_duplicates_route(app: FastAPI, backend: Any) -> None:
         ] = DEFAULT_MAX_DISTANCE,
         dataset: Annotated[str | None, Query(max_length=500, description="Only within this dataset.")] = None,
     ) -> dict[str, Any]:
-        with backend.lock:
-            groups = backend.store.duplicates(max_distance, dataset=dataset or None)
+        groups = backend.run(lambda store: store.duplicates(max_distance, dataset=dataset or None))
         return {
             "max_distance": max_distance,
             "groups": [

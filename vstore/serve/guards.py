@@ -20,6 +20,7 @@ from vstore.errors import (
     UploadTooLarge,
     VstoreError,
 )
+from vstore.serve.pool import ServerBusy
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 STATUS = {
@@ -31,12 +32,18 @@ STATUS = {
     ImageError: 422,
     DatabaseUnavailable: 503,
     SchemaNotReady: 503,
+    ServerBusy: 503,
 }
+RETRY_AFTER_S = 2  # seconds; the pool tries to reconnect every second (serve/pool.py)
 log = logging.getLogger("vstore.serve")
 
 
 def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"status": status, "error": error, "message": message, **extra}, status_code=status)
+    # A 503 is temporary (the database is down or restarting, every connection is busy): say when to
+    # come back, so clients and proxies retry instead of failing.
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    body = {"status": status, "error": error, "message": message, **extra}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _status_of(exc: VstoreError) -> int:
