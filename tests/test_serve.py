@@ -354,13 +354,14 @@ def test_a_foreign_host_header_is_refused_when_bound_to_loopback(served, tiny_en
 def test_every_route_works_for_a_role_that_can_only_read_and_cache_texts(served, tiny_encoder, tmp_path):
     settings, root = served
     role = f"reader_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
     with psycopg.connect(settings.database_url, autocommit=True) as admin:
-        admin.execute(f"CREATE ROLE {role} LOGIN")
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")  # the embedded server needs one
         admin.execute(f"GRANT USAGE ON SCHEMA public, vstore TO {role}")
         admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
         admin.execute(f"GRANT INSERT, UPDATE ON public.text_queries TO {role}")
         admin.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
-    url = psycopg.conninfo.make_conninfo(settings.database_url, user=role)
+    url = psycopg.conninfo.make_conninfo(settings.database_url, user=role, password=password)
     reader = Settings(database_url=url, home=tmp_path)
     try:
         with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
