@@ -93,7 +93,11 @@ def test_captions_for_image_and_images_for_caption_cross_modalities(db):
 
 def test_text_returns_a_cached_embedding(db):
     conn, data = db
-    conn.execute("INSERT INTO text_queries (text, embedding) VALUES ('a dog', %s)", (data["images"][3],))
+    conn.execute(
+        "INSERT INTO text_queries (text, embedding, model) "
+        "SELECT 'a dog', %s, model_key FROM embedding_model",  # a row names its model (revision 0009)
+        (data["images"][3],),
+    )
     row = conn.execute("SELECT id FROM vstore.search_images(vstore.text('a dog'), 1)").fetchone()
     assert row[0] == data["image_ids"][3]
 

@@ -31,6 +31,11 @@ class ModelMismatch(VstoreError):
     """Vectors from another model or dimension than the one recorded in the database."""
 
 
+class ModelSwitched(VstoreError):
+    """The database switched to another model (`vstore reembed`) after this process loaded its own: it must
+    not encode (or cache) with the old one."""
+
+
 class ModelLoadError(VstoreError):
     """open_clip could not build the model or load its weights."""
 

@@ -52,7 +52,14 @@ embedding_model = Table(
     # vstore.db.indexes.column_type reads it).
     # the text search configuration of captions.tsv (`vstore init --text-search`, revision 0006)
     Column("text_search", Text, nullable=False, server_default="english"),
+    # The model as one text, which text cache rows name (revision 0010): a row of another model is refused.
+    Column(
+        "model_key",
+        Text,
+        Computed("name || '/' || pretrained || coalesce('@' || checkpoint_sha256, '')", persisted=True),
+    ),
     CheckConstraint("id = 1", name="embedding_model_single_row"),
+    UniqueConstraint("model_key", name="embedding_model_model_key"),
 )
 
 datasets = Table(
@@ -140,6 +147,13 @@ text_queries = Table(
     Column("text", Text, nullable=False, unique=True),
     Column("embedding", Vector(), nullable=False),
     _created_at(),
+    # the model the vector comes from: only the recorded one (a foreign key to its key, revision 0010)
+    Column(
+        "model",
+        Text,
+        ForeignKey("embedding_model.model_key", name="text_queries_model_recorded"),
+        nullable=False,
+    ),
 )
 
 # Index definitions taken down for a bulk load and not yet rebuilt (a crash between the two must not

@@ -136,8 +136,10 @@ def check_options(opts: SearchOptions) -> None:
         raise ConfigError(f"unknown --order {opts.order!r}; choose similarity or date.")
     if not 1 <= opts.k <= MAX_K:
         raise ConfigError(f"-k must be between 1 and {MAX_K}.")
-    if opts.ef_search is not None and not 1 <= opts.ef_search <= MAX_K:
-        raise ConfigError(f"--ef-search must be between 1 and {MAX_K}.")
+    if opts.ef_search is not None:
+        knobs.EF_SEARCH.check(opts.ef_search)  # the server's limits, in one place (db/knobs.py)
+    if opts.probes is not None:
+        knobs.PROBES.check(opts.probes)
     if not 1 <= opts.rrf_k <= 100_000:
         raise ConfigError("--rrf-k must be between 1 and 100000.")
     if opts.max_distance is not None and not 0.0 <= opts.max_distance <= 2.0:

@@ -25,7 +25,14 @@ from vstore.encode.encoder import Encoder, ModelSpec
 from vstore.errors import ConfigError, ModelMismatch, ReadOnlyDatabase
 from vstore.search import records
 from vstore.search.arithmetic import QueryTerm
-from vstore.search.cache import CachedText, EmbeddedTexts, embed_through_cache
+from vstore.search.cache import (
+    CachedText,
+    EmbeddedTexts,
+    check_model,
+    embed_through_cache,
+    recorded_model_key,
+    switched,
+)
 from vstore.search.duplicates import DEFAULT_MAX_DISTANCE, Group, find_duplicates
 from vstore.search.execute import run_search
 from vstore.search.options import (
@@ -49,14 +56,23 @@ __all__ += ["ImageRecord", "SearchOptions", "SearchQuery", "SearchResult", "Stor
 class Store:
     """`with Store(settings) as store: store.search_text("a dog on a skateboard", k=5)`.
 
-    `encoder` may be given (tests inject a small fake); otherwise the database's model is loaded on the
-    first query that needs it (`Settings.device`/`threads` apply)."""
+    `encoder` may be given (tests inject a small fake, `vstore serve` shares one); otherwise the database's
+    model is loaded on the first query that needs it (`Settings.device`/`threads` apply). `model`: the
+    model `encoder` was loaded for; a database recorded with another is ModelSwitched at connect.
 
-    def __init__(self, settings: Settings, *, encoder: Encoder | None = None) -> None:
+    Before every encode the Store compares the database's model record with its own (one read by primary
+    key), so a process that loaded its model before a `vstore reembed` never encodes or caches with the
+    old one: ModelSwitched says so."""
+
+    def __init__(
+        self, settings: Settings, *, encoder: Encoder | None = None, model: ModelSpec | None = None
+    ) -> None:
         self.settings = settings
         self._encoder = encoder
+        self._expected = model
         self._conn: psycopg.Connection | None = None
         self._model: ModelSpec | None = None
+        self._model_key = ""  # embedding_model.model_key of self._model, read with it
         # How the last search ran (SearchResult.plan/took_ms; `vstore search --explain`)
         self.last_plan = ""
         self.last_took_ms = 0.0
@@ -80,12 +96,20 @@ class Store:
             # autocommit: each search opens its own explicit transaction (conn.transaction()).
             conn = connect(self.settings, autocommit=True)
             try:
-                self._model = checked_model(conn)
+                model = checked_model(conn)
+                if self._expected is not None and model != self._expected:
+                    raise switched(self._expected, model)
+                self._model, self._model_key = model, recorded_model_key(conn)
             except BaseException:
                 conn.close()
                 raise
             self._conn = conn
         return self._conn
+
+    def check_model(self) -> None:
+        """ModelSwitched when the database's model is no longer the one this Store encodes with (a
+        `vstore reembed` since it connected). One read by primary key; called before every encode."""
+        check_model(self.conn, self.model, self._model_key)
 
     @property
     def model(self) -> ModelSpec:
@@ -214,6 +238,7 @@ class Store:
     ) -> list[Hit]:
         check_options(opts)
         if vector is not None and vector.shape != (self.model.dim,):
+            self.check_model()  # a stored vector of a model switched to since: say that, not "mismatch"
             raise ModelMismatch(
                 f"query vector has shape {vector.shape}, this database holds {self.model.dim}-d."
             )
@@ -230,9 +255,11 @@ class Store:
 
     def embed_texts(self, texts: Sequence[str]) -> EmbeddedTexts:
         """Vectors for `texts` through the text cache (search/cache.py), with the texts not cached."""
-        return embed_through_cache(
-            self.conn, texts, lambda missing: self.encoder.encode_texts(missing), self.model.dim
-        )
+        return embed_through_cache(self.conn, texts, self._encode_texts, self.model.dim, self._model_key)
+
+    def _encode_texts(self, texts: list[str]) -> np.ndarray:
+        self.check_model()
+        return self.encoder.encode_texts(texts)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for `texts`, from the text_queries cache where present; the others are encoded and added
@@ -255,6 +282,7 @@ class Store:
         """The vector of an image file, through the same preparation as ingest (encode/images.py)."""
         from vstore.encode.images import prepare_file
 
+        self.check_model()
         pixels = prepare_file(path, self.encoder.image_transform())
         return self.encoder.encode_images(pixels[None])[0]
 
@@ -262,6 +290,7 @@ class Store:
         """The vector of an image file's bytes (an upload), through the same preparation as ingest."""
         from vstore.encode.images import prepare
 
+        self.check_model()
         pixels = prepare(data, self.encoder.image_transform())[0]
         return self.encoder.encode_images(pixels[None])[0]
 

@@ -15,11 +15,13 @@ from vstore.errors import (
     FileNotServed,
     ImageError,
     ModelMismatch,
+    ModelSwitched,
     NotFound,
     SchemaNotReady,
     UploadTooLarge,
     VstoreError,
 )
+from vstore.serve.backend import SwitchingModel
 from vstore.serve.pool import ServerBusy
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -33,6 +35,8 @@ STATUS = {
     DatabaseUnavailable: 503,
     SchemaNotReady: 503,
     ServerBusy: 503,
+    SwitchingModel: 503,
+    ModelSwitched: 503,
 }
 RETRY_AFTER_S = 2  # seconds; the pool tries to reconnect every second (serve/pool.py)
 log = logging.getLogger("vstore.serve")

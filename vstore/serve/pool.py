@@ -19,17 +19,25 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import psycopg
 
 from vstore.config import Settings
 from vstore.db.connect import running_database_url
-from vstore.encode.encoder import Encoder
+from vstore.encode.encoder import Encoder, ModelSpec
 from vstore.errors import DatabaseUnavailable, VstoreError
 from vstore.search.store import Store
 
 T = TypeVar("T")
+
+
+class StoreFactory(Protocol):
+    """How the pool makes a Store (Store itself; a replicated one can plug in here)."""
+
+    def __call__(self, settings: Settings, *, encoder: Encoder | None, model: ModelSpec | None) -> Store: ...
+
+
 RETRY_S = 1.0  # while the database is down, a new connection is tried at most this often
 # What a connection that died says: the server shut down or restarted (AdminShutdown, "server closed the
 # connection unexpectedly") or the connection object was already closed.
@@ -53,13 +61,16 @@ class StorePool:
         *,
         size: int,
         encoder: Encoder | None,
+        model: ModelSpec | None,
         wait_s: float,
         url: Callable[[Settings], str] = running_database_url,
+        open_store: StoreFactory = Store,
     ) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one connection")
-        self.settings, self.size, self.wait_s, self.encoder = settings, size, wait_s, encoder
-        self._url = url
+        self.settings, self.size, self.wait_s = settings, size, wait_s
+        self.encoder, self.model = encoder, model  # what every Store is made with (renew changes them)
+        self._url, self._open_store = url, open_store
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()  # guards the fields below; never held while talking to the database
         self._idle: list[tuple[int, Store]] = []  # (generation it was opened in, store), most recent last
@@ -102,13 +113,13 @@ class StorePool:
             with self.lease() as store:
                 return work(store)
 
-    def renew(self, encoder: Encoder | None = None) -> None:
-        """Close every idle connection and have new ones made (with `encoder`, when given): after a model
-        switch, Stores that know the old model must not be lent again."""
+    def renew(self, encoder: Encoder | None = None, model: ModelSpec | None = None) -> None:
+        """Close every idle connection and have new ones made (with `encoder` for `model`, when given):
+        after a model switch, Stores that hold the old model must not be lent again."""
         with self._lock:
             self._generation += 1
             if encoder is not None:
-                self.encoder = encoder
+                self.encoder, self.model = encoder, model
             stale, self._idle = self._idle, []
         for _, store in stale:
             store.close()
@@ -128,14 +139,15 @@ class StorePool:
                 store.close()  # opened before a connection was found dead, or before a model switch
             if self._down is not None and time.monotonic() < self._down_until:
                 raise DatabaseUnavailable(self._down)  # tried less than RETRY_S ago: do not wait again
-            encoder = self.encoder
-        return generation, self._open(encoder)
+            encoder, model = self.encoder, self.model
+        return generation, self._open(encoder, model)
 
-    def _open(self, encoder: Encoder | None) -> Store:
-        """A new Store, its connection opened (and the schema checked) now, so a database that is down is
-        found here, once per RETRY_S at most."""
+    def _open(self, encoder: Encoder | None, model: ModelSpec | None) -> Store:
+        """A new Store, its connection opened (and the schema and model checked) now, so a database that
+        is down is found here, once per RETRY_S at most."""
         try:
-            store = Store(replace(self.settings, database_url=self._url(self.settings)), encoder=encoder)
+            settings = replace(self.settings, database_url=self._url(self.settings))
+            store = self._open_store(settings, encoder=encoder, model=model)
             _ = store.conn
         except DatabaseUnavailable as exc:
             with self._lock:
@@ -172,4 +184,4 @@ def _connection_lost(exc: BaseException) -> ConnectionLost:
     )
 
 
-__all__ = ["LOST", "RETRY_S", "ConnectionLost", "ServerBusy", "StorePool"]
+__all__ = ["LOST", "RETRY_S", "ConnectionLost", "ServerBusy", "StoreFactory", "StorePool"]
