@@ -213,11 +213,11 @@ def _loopholes(conn: psycopg.Connection, name: str) -> list[str]:
         if conn.execute(
             "SELECT has_database_privilege(%s, current_database(), %s)", (name, privilege)
         ).fetchone() == (True,):
-            found.append(f"{privilege} ON DATABASE")
+            found.append(f"database: {privilege}")
     rows = conn.execute(
         "SELECT nspname FROM pg_namespace WHERE has_schema_privilege(%s, oid, 'CREATE') ORDER BY 1", (name,)
     ).fetchall()
-    found += [f"CREATE ON SCHEMA {r[0]}" for r in rows]
+    found += [f"schema {r[0]}: CREATE" for r in rows]  # words for the error message, never SQL
     return found
 
 
