@@ -83,13 +83,13 @@ def cli_env(settings, monkeypatch):
 @pytest.mark.parametrize(
     "args, code",
     [
-        (["index", "create", "--table", HOSTILE, "--type", "ivfflat"], 2),
-        (["index", "create", "--table", HOSTILE, "--type", "hnsw"], 2),
-        (["index", "create", "--table", "images", "--type", "hnsw; DROP TABLE images"], 2),
-        (["index", "drop", "--table", HOSTILE], 2),
+        (["index", "create", "--target", HOSTILE, "--type", "ivfflat"], 2),
+        (["index", "create", "--target", HOSTILE, "--type", "hnsw"], 2),
+        (["index", "create", "--target", "images", "--type", "hnsw; DROP TABLE images"], 2),
+        (["index", "drop", "--target", HOSTILE], 2),
         (["search", "--like", "1", "--target", HOSTILE], 2),
         (["search", "--like", "1", "--dataset", "x'; DROP TABLE images; --"], 1),
-        (["export", "OUT", "--table", HOSTILE], 2),
+        (["export", "OUT", "--target", HOSTILE], 2),
         (["db", "reader", "--role", 'x"; DROP TABLE images; --'], 2),
     ],
 )
