@@ -160,7 +160,7 @@ def test_two_first_ingests_at_once_neither_crashes_and_only_the_recorded_model_e
     assert results[winner][0] == 0, results[winner][1]
     # The other asked explicitly for other weights: refused in one line, as a later ingest would be.
     assert results[1 - winner][0] == 1
-    assert "Error: this database holds vstore-tiny/" in results[1 - winner][1]
+    assert f"Error: this database holds {recorded.label} vectors" in results[1 - winner][1]
     assert _count(empty_settings, "SELECT count(*) FROM images") == 1
 
 
