@@ -49,9 +49,17 @@ function controlParams() {
   return p;
 }
 
+const SEARCH_MODES = ["vector", "text", "hybrid"];
+
+// The words/meaning choice applies to text queries only (an image or a stored image has no words).
+function withSearchMode(p) {
+  if ($("search-mode").value !== "vector") p.set("mode", $("search-mode").value);
+  return p;
+}
+
 function pageUrl(query) {
   const p = new URLSearchParams();
-  if (query.mode === "text") p.set("q", query.q);
+  if (query.mode === "text") withSearchMode(p).set("q", query.q);
   if (query.mode === "like") p.set("like", query.like);
   for (const [key, value] of controlParams()) p.set(key, value);
   return "/?" + p.toString();
@@ -85,6 +93,8 @@ function applyUrl() {
   fillSplits();
   selectValue($("split"), p.get("split") || "");
   $("exact").checked = p.get("exact") === "true";
+  // an unknown mode falls back to the default instead of being added to the list
+  $("search-mode").value = SEARCH_MODES.includes(p.get("mode")) ? p.get("mode") : "vector";
   $("q").value = p.get("q") || "";
   if (p.get("q")) run({ mode: "text", q: p.get("q") }, false);
   else if (p.get("like")) run({ mode: "like", like: p.get("like") }, false);
@@ -114,7 +124,7 @@ async function fetchPage() {
   let body;
   try {
     if (query.mode === "text") {
-      p.set("q", query.q);
+      withSearchMode(p).set("q", query.q);
       body = await api("/api/search?" + p);
     } else if (query.mode === "like") {
       const route = $("target").value === "captions" ? "captions" : "similar";
@@ -172,9 +182,14 @@ function imageCard(hit, size) {
       "div",
       { class: "thumb" },
       el("img", { src: `/images/${hit.image_id}?size=${size}`, alt: hit.path, loading: "lazy" }),
-      el("span", { class: "score badge", title: "cosine similarity", text: hit.similarity.toFixed(3) }),
+      el("span", { class: "score badge", title: scoreTitle(hit), text: scoreText(hit) }),
     ),
-    el("figcaption", {}, el("span", { class: "path", text: hit.path.split("/").pop() })),
+    el(
+      "figcaption",
+      {},
+      el("span", { class: "path", text: hit.path.split("/").pop() }),
+      el("span", { class: "dataset", text: hit.dataset }),
+    ),
   );
   openOnClick(card, hit.image_id);
   return card;
@@ -191,16 +206,31 @@ function captionRow(hit) {
       el("span", { class: "text", text: hit.caption }),
       el("span", { class: "path", text: `${hit.dataset}: ${hit.path}` }),
     ),
-    el("span", { class: "score", text: hit.similarity.toFixed(3) }),
+    el("span", { class: "score", title: scoreTitle(hit), text: scoreText(hit) }),
   );
   openOnClick(row, hit.image_id);
   return row;
 }
 
+// A hit found by words only has no similarity: show its text score instead.
+function scoreText(hit) {
+  if (hit.similarity !== null && hit.similarity !== undefined) return hit.similarity.toFixed(3);
+  return hit.score !== null && hit.score !== undefined ? hit.score.toFixed(3) : "";
+}
+
+function scoreTitle(hit) {
+  return hit.similarity !== null && hit.similarity !== undefined ? "cosine similarity" : "text match score";
+}
+
 function openOnClick(node, imageId) {
   node.addEventListener("click", () => openDetail(imageId));
   node.addEventListener("keydown", (event) => {
-    if (event.key === "Enter") openDetail(imageId);
+    // Enter and Space open the detail; preventDefault keeps the same key press from reaching the
+    // dialog's close button, which gets the focus when the dialog opens.
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      openDetail(imageId);
+    }
   });
 }
 
@@ -255,7 +285,7 @@ function wire() {
     if (q) run({ mode: "text", q }, true);
     else if (current && current.mode === "upload") run(current, false);
   });
-  for (const id of ["target", "k", "dataset", "split", "exact"]) {
+  for (const id of ["target", "k", "dataset", "split", "exact", "search-mode"]) {
     $(id).addEventListener("change", () => {
       if (id === "dataset") fillSplits();
       if (current) run(current, current.mode !== "upload");
