@@ -59,6 +59,17 @@ def test_ingest_records_the_mtime_when_there_is_no_exif_date(settings, tiny_enco
     assert taken.timestamp() == MTIME
 
 
+def test_ingest_records_the_exif_date_over_the_mtime(settings, tiny_encoder, tmp_path):
+    path = tmp_path / "photos" / "dated.jpg"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_with_exif("2019:07:08 09:10:11"))
+    os.utime(path, (MTIME, MTIME))
+    ingest(settings, tmp_path / "photos", encoder=tiny_encoder)
+    with psycopg.connect(settings.database_url) as conn:
+        (taken,) = conn.execute("SELECT taken_at FROM images").fetchone()
+    assert taken == datetime(2019, 7, 8, 9, 10, 11, tzinfo=UTC)
+
+
 def test_the_migration_backfills_taken_at_from_mtime(empty_settings):
     from tests.conftest import TINY_SPEC
     from vstore.db.migrations import upgrade

@@ -86,6 +86,7 @@ class _Pipeline:
             result = item.result
             assert result is not None
             row.content_hash, row.size, row.mtime = result.content_hash, result.size, result.mtime
+            row.taken_at = result.taken_at  # the EXIF date; the writer falls back to mtime
             if result.error is not None:
                 row.status, row.error = "failed", result.error
                 report.failed.append((record.path, result.error))
