@@ -27,7 +27,6 @@ class Block:
     language: str  # "" when the fence names none
     text: str
     not_run: str | None  # the reason, when marked; "" for a marker without one
-    marker_line: int | None
 
     @property
     def label(self) -> str:
@@ -46,6 +45,11 @@ class Block:
         if self.language != "console":
             return self.text
         return "\n".join(line[2:] for line in self.text.splitlines() if line.startswith("$ "))
+
+
+def name(page: Path) -> str:
+    """A page's name in messages: relative to the repository (a planted page in a test: its file name)."""
+    return str(page.relative_to(ROOT)) if page.is_relative_to(ROOT) else page.name
 
 
 def pages() -> list[Path]:
@@ -69,12 +73,11 @@ def blocks(page: Path) -> list[Block]:
         marker = MARKER.match(lines[index - 1]) if index else None
         found.append(
             Block(
-                page=str(page.relative_to(ROOT)),
+                page=name(page),
                 line=index + 1,
                 language=language.lower(),
                 text="\n".join(body) + "\n",
                 not_run=marker.group(1).strip() if marker else None,
-                marker_line=index if marker else None,
             )
         )
         index = end + 1
@@ -84,7 +87,7 @@ def blocks(page: Path) -> list[Block]:
 def stray_markers(page: Path) -> list[str]:
     """Markers that are not directly above a fence: they mark nothing, so they are mistakes."""
     lines = page.read_text().splitlines()
-    rel = page.relative_to(ROOT)
+    rel = name(page)
     return [
         f"{rel}:{number + 1}"
         for number, line in enumerate(lines)
@@ -99,7 +102,9 @@ def _serve_lines(block: Block, helper: Path) -> str:
         if SERVE.match(line):
             out.append(f'"$DOCS_PYTHON" {shlex.quote(str(helper))} {line.strip()}')
         elif line.strip() and not line.lstrip().startswith("#"):
-            raise ValueError(f"{block.label}: a block with `vstore serve` holds only serve commands: {line!r}")
+            raise ValueError(
+                f"{block.label}: a block with `vstore serve` holds serve commands only: {line!r}"
+            )
         else:
             out.append(line)
     return "\n".join(out) + "\n"
@@ -110,7 +115,7 @@ def session(page_blocks: list[Block], scratch: Path, serve_helper: Path) -> str:
     label of the block being run written to $DOCS_BLOCK so a failure names it."""
     parts = ["set -e -o pipefail\n"]
     for number, block in enumerate(b for b in page_blocks if b.runnable):
-        parts.append(f"echo {shlex.quote(block.label)} > \"$DOCS_BLOCK\"\n")
+        parts.append(f'echo {shlex.quote(block.label)} > "$DOCS_BLOCK"\n')
         parts.append(f"echo {shlex.quote('### ' + block.label)} >&2\n")
         if block.language == "python":
             source = scratch / f"block{number}.py"
